@@ -1,0 +1,129 @@
+"""Keras (TensorFlow) implementation of :class:`bench.backend.Trainer`.
+
+One compiled ``tf.function`` step serves every optimizer. Loss and accuracy sums stay in TF variables during
+the epoch and are read once at its end, like Keras' own metrics, so there is no per-step host round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from backends.keras import model as model_lib
+from backends.keras import optim
+from bench import backend
+from bench.architecture import CNNSpec
+from bench.config import RunConfig
+from bench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _configure_runtime(run: RunConfig) -> str:
+    """Seed, determinism, threads, device and precision; returns the device used ("cpu" or the GPU's name)."""
+    threads = run.backend.threads or len(os.sched_getaffinity(0))
+    try:  # TF fixes its thread pools at first use; later jobs of a sweep in this process keep them.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        if run.backend.device == "cpu":
+            tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:
+        if tf.config.threading.get_intra_op_parallelism_threads() not in (0, threads):
+            log.warning("TensorFlow already started with other thread settings; keeping them")
+    gpus = tf.config.get_visible_devices("GPU")
+    if run.backend.device == "gpu" and not gpus:
+        raise ConfigError("backend.device=gpu, but TensorFlow sees no GPU; use backend.device=auto or cpu")
+    keras.backend.clear_session()  # free the previous job's model when a sweep runs jobs in one process
+    keras.utils.set_random_seed(run.seed)
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if run.train.precision == "bf16" else "float32")
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "gpu") if gpus else "cpu"
+
+
+class Trainer(backend.Trainer):
+    def __init__(self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int):
+        self.run, self.spec = run, spec
+        self.device = _configure_runtime(run)
+        self.model = model_lib.build_model(spec, l2=optim.kernel_l2(run.optimizer))
+        model_lib.set_weights(self.model, spec, initial_weights)
+        schedule = optim.make_schedule(run.schedule, run.optimizer.lr, steps_per_epoch * run.train.epochs)
+        self.optimizer = optim.make_optimizer(run.optimizer, schedule)
+        self.optimizer.build(self.model.trainable_variables)
+        self.cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+        # loss*n, ce*n, correct, n: summed in the graph, read at epoch end.
+        self.sums = tf.Variable(tf.zeros(4, tf.float64), trainable=False)
+        image_spec = tf.TensorSpec([None, spec.image_size, spec.image_size, spec.channels], tf.uint8)
+        signature = [image_spec, tf.TensorSpec([None], tf.int32)]
+        self._train_step = tf.function(self._train_step_eager, input_signature=signature, jit_compile=False)
+        self._eval_step = tf.function(self._eval_step_eager, input_signature=signature, jit_compile=False)
+
+    def _penalty(self) -> tf.Tensor:
+        """The kernel regularizers' l2 * sum(kernel**2), as Keras adds it to the reported loss."""
+        return tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) if self.model.losses else tf.constant(0.0)
+
+    def _accumulate(self, ce_sum: tf.Tensor, penalty: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor) -> None:
+        n = tf.cast(tf.shape(labels)[0], tf.float64)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float64))
+        ce_sum, penalty = tf.cast(ce_sum, tf.float64), tf.cast(penalty, tf.float64)
+        self.sums.assign_add(tf.stack([ce_sum + penalty * n, ce_sum, correct, n]))
+
+    def _train_step_eager(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        x = tf.cast(images, tf.float32) / 255.0
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            ce_sum = self.cross_entropy(labels, logits)
+            penalty = self._penalty()
+            loss = ce_sum / tf.cast(tf.shape(labels)[0], tf.float32) + penalty
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        self._accumulate(ce_sum, penalty, logits, labels)
+
+    def _eval_step_eager(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
+        self._accumulate(self.cross_entropy(labels, logits), self._penalty(), logits, labels)
+
+    def _run(self, step: Callable, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None) -> backend.EpochMetrics:
+        self.sums.assign(tf.zeros(4, tf.float64))
+        for images, labels in batches:
+            step(images, labels.astype(np.int32, copy=False))
+            if on_step is not None:
+                on_step(len(labels))
+        loss_sum, ce_sum, correct, n = self.sums.numpy()
+        return backend.EpochMetrics(
+            loss=float(loss_sum / n), accuracy=float(correct / n), ce_loss=float(ce_sum / n), images=int(n)
+        )
+
+    def train_epoch(self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None) -> backend.EpochMetrics:
+        return self._run(self._train_step, batches, on_step)
+
+    def evaluate(self, batches: Iterable[backend.Batch]) -> backend.EpochMetrics:
+        return self._run(self._eval_step, batches, None)
+
+    def predict_logits(self, images: np.ndarray) -> np.ndarray:
+        """Float32 logits of uint8 images, dropout off (used by the parity tests)."""
+        return self.model(tf.cast(images, tf.float32) / 255.0, training=False).numpy()
+
+    def learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return model_lib.get_weights(self.model, self.spec)
+
+    def environment(self) -> dict[str, Any]:
+        return {
+            "framework": "keras",
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+            "device": self.device,
+            "threads": tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0)),
+            "precision": self.run.train.precision,
+            "deterministic": True,
+            "cpu": platform.processor() or platform.machine(),
+        }

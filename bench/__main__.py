@@ -1,0 +1,78 @@
+"""``python -m bench``: the Hydra app. One call trains one configuration; ``-m`` sweeps many.
+
+Examples:
+    python -m bench                                        # the seed blog: Keras, SGD+L2, 7 epochs at 180 px
+    python -m bench -m optimizer=sgd_l2,adamw seed=0,1,2   # a sweep; the report is built when it ends
+    python -m bench --help                                 # config groups and options
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import register_configs, validate
+from bench.errors import BenchError
+from bench.runner import RunInterrupted, run_experiment
+
+log = logging.getLogger("bench")
+register_configs()
+
+# Jobs that failed in this process; main() turns them into a non-zero exit once the sweep has ended.
+FAILED_RUNS: list[str] = []
+
+
+def _remove_if_untouched(run_dir: Path) -> None:
+    """Take back the job directory Hydra made, if it holds nothing but Hydra's own files: bad input leaves
+    nothing behind."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _resume_hint(run_dir: Path) -> str:
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return f"rerun the same command with hydra.sweep.dir={hydra_cfg.sweep.dir} to finish the sweep"
+    return f"rerun with hydra.run.dir={run_dir} to start this run again"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def app(cfg: DictConfig) -> float | None:
+    """Validate, train, record. Returns the final val_accuracy (the objective for hyperparameter sweepers)."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run = validate(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task))
+    except BenchError as exc:
+        _remove_if_untouched(run_dir)
+        print(f"flowerbench: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        print(f"\nflowerbench: interrupted ({exc or 'SIGINT'}); finished epochs are in {run_dir}; "
+              f"{_resume_hint(run_dir)}", file=sys.stderr)  # fmt: skip
+        raise SystemExit(130) from None
+    if result["status"] == "failed":
+        FAILED_RUNS.append(str(run_dir))
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            print(f"flowerbench: error: run failed: {result['error']} (see {run_dir})", file=sys.stderr)
+            raise SystemExit(1)
+    return result["final"]["val_accuracy"]
+
+
+def main() -> None:
+    app()
+    if FAILED_RUNS:
+        print(f"flowerbench: {len(FAILED_RUNS)} run(s) failed: " + ", ".join(FAILED_RUNS), file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""tf_flowers as uint8 arrays: find the photos, decode once, cache on disk, split, and batch.
+
+Two sources end in the same arrays: a local folder in the flower_photos layout (``<root>/<class>/*.jpg``), and
+``tfds.load("tf_flowers")``. Images are decoded with Pillow, resized (bilinear) to ``image_size`` squared and
+kept as uint8; the backends scale them to [0, 1] on the device. The decoded arrays are cached under
+``dataset.cache_dir`` keyed by source, file list and settings, so every run of a sweep after the first starts
+training without decoding a JPEG.
+
+Split: folder photos are put in a fixed permutation (``split_seed``, independent of the run seed) and the seed's
+``train[:80%]`` / ``train[80%:]`` is taken over it; tfds records keep tfds' own published order, which is what
+``train[:80%]`` means there. Every run of every seed and backend validates on the same photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from bench.config import DatasetConfig
+from bench.errors import DataError
+from bench.io import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes, so old caches are rebuilt
+TFDS_NAME = "tf_flowers:3.0.1"
+
+
+@dataclass
+class FlowerData:
+    """Decoded photos, already split. Images are uint8 N x H x W x 3; labels int32 indices of ``class_names``."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    class_names: list[str]
+    source: str
+    skipped_files: int = 0
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_images.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The training indices' order in ``epoch`` (1-based): a pure function of (seed, epoch), same on every backend."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def iterate_batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, order: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches in ``order`` (default: as stored); the last one may be smaller, as in Keras' ``fit``."""
+    indices = np.arange(len(labels)) if order is None else order
+    for start in range(0, len(indices), batch_size):
+        chosen = indices[start : start + batch_size]
+        if order is None:  # contiguous: a view, no copy
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+        else:
+            yield images[chosen], labels[chosen]
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    return -(-n_images // batch_size)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+def decode_image(source: str | Path | bytes | np.ndarray, size: int) -> np.ndarray:
+    """One photo (path, encoded bytes or a decoded array) → uint8 ``size`` x ``size`` x 3, bilinear resize."""
+    if isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+    else:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    with image:
+        resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def _decode_or_none(path: Path, size: int) -> np.ndarray | None:
+    try:
+        return decode_image(path, size)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None  # a corrupt or non-image file: skipped and counted, never a decoder traceback
+
+
+def decode_files(paths: Sequence[Path], size: int, desc: str = "decoding photos") -> list[np.ndarray | None]:
+    """Decode in threads (Pillow releases the GIL while decoding), with a progress bar on a terminal."""
+    workers = min(8, len(os.sched_getaffinity(0)) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(lambda p: _decode_or_none(p, size), paths)
+        return list(tqdm(results, total=len(paths), desc=desc, unit="img", disable=None, leave=False))
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def _split_sizes(n: int, val_fraction: float) -> int:
+    """Number of training photos: the seed's ``train[:80%]``."""
+    return n - int(round(n * val_fraction))
+
+
+def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Photos of a flower_photos folder in the fixed split order, with their labels.
+
+    Raises:
+        DataError: the folder is missing, holds no class folders, or a class folder holds no images.
+    """
+    if not root.is_dir():
+        raise DataError(f"photo folder {root} does not exist (set FLOWER_PHOTOS or dataset.path to a flower_photos folder)")
+    class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_names:
+        raise DataError(f"photo folder {root} holds no class folders: expected the flower_photos layout <root>/<class>/*.jpg")
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        photos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not photos:
+            raise DataError(f"class folder {root / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        photos = photos[: cfg.max_per_class]
+        files += photos
+        labels += [label] * len(photos)
+    order = np.random.default_rng(cfg.split_seed).permutation(len(files))
+    return [files[i] for i in order], np.asarray(labels, np.int32)[order], class_names
+
+
+def _tfds_load(cfg: DatasetConfig):
+    """``tfds.load("tf_flowers")``, the whole published split, with errors a user can act on."""
+    hint = (
+        "without internet, use a local copy: unpack flower_photos.tgz and set FLOWER_PHOTOS=/path/to/flower_photos "
+        "(or dataset.path=...)"
+    )
+    try:
+        import tensorflow_datasets as tfds  # lazy: only the tfds source needs TensorFlow in this process
+    except ImportError as exc:
+        raise DataError(f"dataset.source=tfds needs tensorflow-datasets ({exc}); {hint}") from exc
+    try:
+        dataset, info = tfds.load(TFDS_NAME, split="train", data_dir=cfg.data_dir, as_supervised=True, with_info=True)
+    except Exception as exc:  # tfds raises many kinds (download, checksum, I/O); all mean "not reachable"
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"could not load {TFDS_NAME} through tensorflow-datasets ({reason}); {hint}") from exc
+    return tfds.as_numpy(dataset), info.features["label"].names
+
+
+def read_tfds(cfg: DatasetConfig) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """Decoded, resized tfds photos in tfds' published order (that order is what ``train[:80%]`` splits)."""
+    records, class_names = _tfds_load(cfg)
+    seen: dict[int, int] = {}
+    images, labels = [], []
+    for image, label in tqdm(records, desc="reading tfds tf_flowers", unit="img", disable=None, leave=False):
+        seen[int(label)] = seen.get(int(label), 0) + 1
+        if cfg.max_per_class is None or seen[int(label)] <= cfg.max_per_class:
+            images.append(decode_image(image, cfg.image_size))
+            labels.append(int(label))
+    return images, np.asarray(labels, np.int32), list(class_names)
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+def _sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ArrayCache:
+    """Decoded arrays in one ``.npz`` beside a ``meta.json`` holding the key and the file's checksum.
+
+    A cache whose key or checksum does not match (stale settings, a truncated or corrupt file) is rebuilt,
+    never trusted. Both files are written atomically, so concurrent jobs of a sweep can race harmlessly.
+    """
+
+    def __init__(self, cache_dir: str | Path, key: dict):
+        self.key = key
+        digest = _sha256(json.dumps(key, sort_keys=True).encode())[:20]
+        self.folder = Path(cache_dir).expanduser() / f"{key['name']}-{key['source']}-{key['image_size']}px-{digest}"
+
+    def load(self) -> dict[str, np.ndarray] | None:
+        meta_path, arrays_path = self.folder / "meta.json", self.folder / "arrays.npz"
+        if not meta_path.exists() or not arrays_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = arrays_path.read_bytes()
+            if meta.get("key") != self.key or meta.get("sha256") != _sha256(data):
+                log.warning("ignoring stale or corrupt photo cache %s; rebuilding it", self.folder)
+                return None
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                return {name: arrays[name] for name in arrays.files} | {"meta": meta}
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            log.warning("unreadable photo cache %s (%s); rebuilding it", self.folder, exc)
+            return None
+
+    def save(self, arrays: dict[str, np.ndarray], extra: dict) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
+        try:
+            atomic_write_bytes(self.folder / "arrays.npz", data)
+            atomic_write_json(self.folder / "meta.json", {"key": self.key, "sha256": _sha256(data)} | extra)
+        except OSError as exc:  # a read-only cache only costs time: decode again next run
+            log.warning("could not write the photo cache %s (%s); continuing without it", self.folder, exc)
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def resolve_source(cfg: DatasetConfig) -> str:
+    """``auto`` means the local folder when a path is given (FLOWER_PHOTOS or dataset.path), else tfds."""
+    if cfg.source == "folder" and not cfg.path:
+        raise DataError("dataset.source=folder needs a folder: set FLOWER_PHOTOS or dataset.path")
+    if cfg.source == "auto":
+        return "folder" if cfg.path else "tfds"
+    return cfg.source
+
+
+def _decode_source(cfg: DatasetConfig, source: str) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """Decode every photo of the source: images, labels in split order, class names, files skipped."""
+    if source == "folder":
+        files, labels, class_names = list_folder(Path(cfg.path).expanduser(), cfg)
+        decoded = decode_files(files, cfg.image_size)
+        bad = [i for i, image in enumerate(decoded) if image is None]
+        if bad:
+            log.warning("skipped %d file(s) that are not readable images, e.g. %s", len(bad), files[bad[0]])
+        kept = [i for i, image in enumerate(decoded) if image is not None]
+        return np.stack([decoded[i] for i in kept]), labels[kept], class_names, len(bad)
+    images, labels, class_names = read_tfds(cfg)
+    return np.stack(images), labels, class_names, 0
+
+
+def _cache_key(cfg: DatasetConfig, source: str) -> dict:
+    """What the decoded arrays depend on. The folder's file list is listed (cheap); tfds' version is pinned."""
+    key = {"format": CACHE_FORMAT, "name": cfg.name, "source": source, "image_size": cfg.image_size}
+    key |= {"max_per_class": cfg.max_per_class, "val_fraction": cfg.val_fraction}
+    if source == "folder":
+        root = Path(cfg.path).expanduser()
+        files, _, class_names = list_folder(root, cfg)
+        key |= {"split_seed": cfg.split_seed, "classes": class_names}
+        key["files"] = _sha256(json.dumps([[str(p.relative_to(root)), p.stat().st_size] for p in files]).encode())
+    else:
+        key["tfds"] = TFDS_NAME
+    return key
+
+
+def load_flowers(cfg: DatasetConfig) -> FlowerData:
+    """The split, decoded photos for ``cfg``: from the disk cache when it holds them, else decoded and cached.
+
+    Raises:
+        DataError: the photos cannot be found, listed, read or downloaded.
+    """
+    source = resolve_source(cfg)
+    cache = ArrayCache(cfg.cache_dir, _cache_key(cfg, source))
+    cached = cache.load()
+    if cached is None:
+        log.info("decoding %s photos at %d px (cached for later runs in %s)", source, cfg.image_size, cache.folder)
+        images, labels, class_names, skipped = _decode_source(cfg, source)
+        cached = {"images": images, "labels": labels}
+        cache.save(cached, {"class_names": class_names, "skipped_files": skipped})
+        cached["meta"] = {"class_names": class_names, "skipped_files": skipped}
+    images, labels, meta = cached["images"], cached["labels"], cached["meta"]
+    n_train = _split_sizes(len(labels), cfg.val_fraction)
+    return FlowerData(
+        train_images=images[:n_train],
+        train_labels=labels[:n_train],
+        val_images=images[n_train:],
+        val_labels=labels[n_train:],
+        class_names=list(meta["class_names"]),
+        source=source,
+        skipped_files=int(meta.get("skipped_files", 0)),
+    )
