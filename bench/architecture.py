@@ -97,7 +97,9 @@ def initial_weights(spec: CNNSpec, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([seed, 0])  # stream 0 of the seed: weights (stream 1+epoch: batch order)
     weights = {}
     for name, shape in spec.weight_shapes().items():
-        weights[name] = _glorot_uniform(rng, shape) if name.endswith("/kernel") else np.zeros(shape, np.float32)
+        weights[name] = (
+            _glorot_uniform(rng, shape) if name.endswith("/kernel") else np.zeros(shape, np.float32)
+        )
     return weights
 
 

@@ -50,11 +50,14 @@ class Trainer(ABC):
     """
 
     @abstractmethod
-    def __init__(self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int):
-        ...
+    def __init__(
+        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+    ): ...
 
     @abstractmethod
-    def train_epoch(self, batches: Iterable[Batch], on_step: Callable[[int], Any] | None = None) -> EpochMetrics:
+    def train_epoch(
+        self, batches: Iterable[Batch], on_step: Callable[[int], Any] | None = None
+    ) -> EpochMetrics:
         """One pass over ``batches`` (one optimizer step each); ``on_step(n_images)`` after each step.
 
         Implementations must not synchronise with the device per step beyond what the framework needs.

@@ -30,13 +30,20 @@ class BackendConfig:
     """Which framework trains the model, and on what."""
 
     name: str = MISSING
-    threads: Optional[int] = None  # intra-op threads; null = all cores of this machine (or of the job's share)
+    threads: Optional[int] = (
+        None  # intra-op threads; null = all cores of this machine (or of the job's share)
+    )
     device: str = "auto"  # auto = the GPU when there is one, else cpu
 
     def __post_init__(self) -> None:
         _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}, got {self.name!r}")
-        _require(self.threads is None or self.threads >= 1, f"backend.threads must be >= 1, got {self.threads}")
-        _require(self.device in ("auto", "cpu", "gpu"), f"backend.device must be auto, cpu or gpu, got {self.device!r}")
+        _require(
+            self.threads is None or self.threads >= 1, f"backend.threads must be >= 1, got {self.threads}"
+        )
+        _require(
+            self.device in ("auto", "cpu", "gpu"),
+            f"backend.device must be auto, cpu or gpu, got {self.device!r}",
+        )
 
 
 @dataclass
@@ -116,13 +123,18 @@ class DatasetConfig:
     split_seed: int = 123
 
     def __post_init__(self) -> None:
-        _require(self.source in ("auto", "folder", "tfds"), f"dataset.source must be auto, folder or tfds, got {self.source!r}")
+        _require(
+            self.source in ("auto", "folder", "tfds"),
+            f"dataset.source must be auto, folder or tfds, got {self.source!r}",
+        )
         _require(self.image_size >= 8, f"dataset.image_size must be >= 8, got {self.image_size}")
         _require(
             self.max_per_class is None or self.max_per_class >= 2,
             f"dataset.max_per_class must be null or >= 2, got {self.max_per_class}",
         )
-        _require(0 < self.val_fraction < 1, f"dataset.val_fraction must be in (0, 1), got {self.val_fraction}")
+        _require(
+            0 < self.val_fraction < 1, f"dataset.val_fraction must be in (0, 1), got {self.val_fraction}"
+        )
 
 
 @dataclass
@@ -137,8 +149,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _require(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _require(len(self.filters) >= 1 and min(self.filters) >= 1, "model.filters must be a non-empty list of positive ints")
-        _require(self.kernel_size >= 1 and self.dense_units >= 1, "model.kernel_size and model.dense_units must be >= 1")
+        _require(
+            len(self.filters) >= 1 and min(self.filters) >= 1,
+            "model.filters must be a non-empty list of positive ints",
+        )
+        _require(
+            self.kernel_size >= 1 and self.dense_units >= 1,
+            "model.kernel_size and model.dense_units must be >= 1",
+        )
 
 
 @dataclass
@@ -169,7 +187,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
-        _require(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _require(
+            self.precision in PRECISIONS,
+            f"train.precision must be one of {PRECISIONS}, got {self.precision!r}",
+        )
 
 
 @dataclass
@@ -216,5 +237,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise ConfigError("config was not composed with the flowerbench schema (conf/config.yaml)")
     schema = OPTIMIZER_SCHEMAS.get(getattr(run.optimizer, "name", None))
     if schema is None or not isinstance(run.optimizer, schema):
-        raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZER_SCHEMAS)}, got {cfg.optimizer.get('name')!r}")
+        raise ConfigError(
+            f"optimizer must be one of {sorted(OPTIMIZER_SCHEMAS)}, got {cfg.optimizer.get('name')!r}"
+        )
     return run

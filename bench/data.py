@@ -124,15 +124,23 @@ def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray,
         DataError: the folder is missing, holds no class folders, or a class folder holds no images.
     """
     if not root.is_dir():
-        raise DataError(f"photo folder {root} does not exist (set FLOWER_PHOTOS or dataset.path to a flower_photos folder)")
+        raise DataError(
+            f"photo folder {root} does not exist (set FLOWER_PHOTOS or dataset.path to a flower_photos folder)"
+        )
     class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_names:
-        raise DataError(f"photo folder {root} holds no class folders: expected the flower_photos layout <root>/<class>/*.jpg")
+        raise DataError(
+            f"photo folder {root} holds no class folders: expected the flower_photos layout <root>/<class>/*.jpg"
+        )
     files, labels = [], []
     for label, name in enumerate(class_names):
-        photos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        photos = sorted(
+            p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
         if not photos:
-            raise DataError(f"class folder {root / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DataError(
+                f"class folder {root / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         photos = photos[: cfg.max_per_class]
         files += photos
         labels += [label] * len(photos)
@@ -151,7 +159,9 @@ def _tfds_load(cfg: DatasetConfig):
     except ImportError as exc:
         raise DataError(f"dataset.source=tfds needs tensorflow-datasets ({exc}); {hint}") from exc
     try:
-        dataset, info = tfds.load(TFDS_NAME, split="train", data_dir=cfg.data_dir, as_supervised=True, with_info=True)
+        dataset, info = tfds.load(
+            TFDS_NAME, split="train", data_dir=cfg.data_dir, as_supervised=True, with_info=True
+        )
     except Exception as exc:  # tfds raises many kinds (download, checksum, I/O); all mean "not reachable"
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise DataError(f"could not load {TFDS_NAME} through tensorflow-datasets ({reason}); {hint}") from exc
@@ -160,15 +170,21 @@ def _tfds_load(cfg: DatasetConfig):
 
 def read_tfds(cfg: DatasetConfig) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Decoded, resized tfds photos in tfds' published order (that order is what ``train[:80%]`` splits)."""
-    records, class_names = _tfds_load(cfg)
+    records, tfds_names = _tfds_load(cfg)
+    # tfds numbers the classes in its own order; use the folder's (sorted) so a label means one flower everywhere.
+    class_names = sorted(tfds_names)
+    relabel = [class_names.index(name) for name in tfds_names]
     seen: dict[int, int] = {}
     images, labels = [], []
-    for image, label in tqdm(records, desc="reading tfds tf_flowers", unit="img", disable=None, leave=False):
-        seen[int(label)] = seen.get(int(label), 0) + 1
-        if cfg.max_per_class is None or seen[int(label)] <= cfg.max_per_class:
+    for image, tfds_label in tqdm(
+        records, desc="reading tfds tf_flowers", unit="img", disable=None, leave=False
+    ):
+        label = relabel[int(tfds_label)]
+        seen[label] = seen.get(label, 0) + 1
+        if cfg.max_per_class is None or seen[label] <= cfg.max_per_class:
             images.append(decode_image(image, cfg.image_size))
-            labels.append(int(label))
-    return images, np.asarray(labels, np.int32), list(class_names)
+            labels.append(label)
+    return images, np.asarray(labels, np.int32), class_names
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -188,7 +204,9 @@ class ArrayCache:
     def __init__(self, cache_dir: str | Path, key: dict):
         self.key = key
         digest = _sha256(json.dumps(key, sort_keys=True).encode())[:20]
-        self.folder = Path(cache_dir).expanduser() / f"{key['name']}-{key['source']}-{key['image_size']}px-{digest}"
+        self.folder = (
+            Path(cache_dir).expanduser() / f"{key['name']}-{key['source']}-{key['image_size']}px-{digest}"
+        )
 
     def load(self) -> dict[str, np.ndarray] | None:
         meta_path, arrays_path = self.folder / "meta.json", self.folder / "arrays.npz"
@@ -251,7 +269,9 @@ def _cache_key(cfg: DatasetConfig, source: str) -> dict:
         root = Path(cfg.path).expanduser()
         files, _, class_names = list_folder(root, cfg)
         key |= {"split_seed": cfg.split_seed, "classes": class_names}
-        key["files"] = _sha256(json.dumps([[str(p.relative_to(root)), p.stat().st_size] for p in files]).encode())
+        key["files"] = _sha256(
+            json.dumps([[str(p.relative_to(root)), p.stat().st_size] for p in files]).encode()
+        )
     else:
         key["tfds"] = TFDS_NAME
     return key
@@ -267,7 +287,9 @@ def load_flowers(cfg: DatasetConfig) -> FlowerData:
     cache = ArrayCache(cfg.cache_dir, _cache_key(cfg, source))
     cached = cache.load()
     if cached is None:
-        log.info("decoding %s photos at %d px (cached for later runs in %s)", source, cfg.image_size, cache.folder)
+        log.info(
+            "decoding %s photos at %d px (cached for later runs in %s)", source, cfg.image_size, cache.folder
+        )
         images, labels, class_names, skipped = _decode_source(cfg, source)
         cached = {"images": images, "labels": labels}
         cache.save(cached, {"class_names": class_names, "skipped_files": skipped})

@@ -85,7 +85,11 @@ def _train(run: RunConfig, run_dir: Path, history: list[dict], result: dict) -> 
     steps = data_lib.steps_per_epoch(len(data.train_labels), run.train.batch_size)
     trainer = trainer_class(run, spec, initial_weights(spec, run.seed), steps)
     result["environment"] = results.environment(trainer.environment())
-    result["data"] = {"source": data.source, "train_images": len(data.train_labels), "val_images": len(data.val_labels)}
+    result["data"] = {
+        "source": data.source,
+        "train_images": len(data.train_labels),
+        "val_images": len(data.val_labels),
+    }
     label = f"{run.backend.name} {run.optimizer.name} seed={run.seed}"
     writer = results.MetricsWriter(run_dir)
     total = run.train.epochs * len(data.train_labels)
@@ -128,7 +132,11 @@ def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrid
     if not run.force and is_finished(previous, resolved_config):
         log.info("skipping %s: already %s (force=true reruns it)", run_dir, previous["status"])
         return previous
-    result: dict[str, Any] = {"status": "failed", "backend": run.backend.name, "optimizer": run.optimizer.name}
+    result: dict[str, Any] = {
+        "status": "failed",
+        "backend": run.backend.name,
+        "optimizer": run.optimizer.name,
+    }
     result |= {"seed": run.seed, "epochs_planned": run.train.epochs, "diverged_epoch": None, "error": None}
     result |= {"started_at": results.now_iso(), "config": resolved_config, "overrides": overrides}
     history: list[dict] = []

@@ -25,9 +25,13 @@ def build_model(spec: CNNSpec, l2: float) -> keras.Model:
         x = keras.layers.ReLU(name=f"relu{i}")(x)
         x = keras.layers.Dropout(spec.dropout, name=f"dropout{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(spec.dense_units, activation="relu", kernel_regularizer=regularizer, name="dense")(x)
+    x = keras.layers.Dense(spec.dense_units, activation="relu", kernel_regularizer=regularizer, name="dense")(
+        x
+    )
     # Logits stay float32 under mixed precision so the softmax cross-entropy is computed at full precision.
-    logits = keras.layers.Dense(spec.num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits")(x)
+    logits = keras.layers.Dense(
+        spec.num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits"
+    )(x)
     return keras.Model(inputs, logits, name="flowers_cnn")
 
 

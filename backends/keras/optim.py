@@ -16,7 +16,9 @@ def kernel_l2(optimizer: OptimizerConfig) -> float:
     return getattr(optimizer, "l2", 0.0)
 
 
-def make_schedule(schedule: ScheduleConfig, lr: float, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+def make_schedule(
+    schedule: ScheduleConfig, lr: float, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """A per-batch schedule: the lr of step t (0-based) is schedule(t)."""
     if schedule.name == "constant":
         return lr
@@ -43,6 +45,9 @@ def make_optimizer(optimizer: OptimizerConfig, learning_rate) -> keras.optimizer
         )
     if isinstance(optimizer, AdamL2Config):
         return keras.optimizers.Adam(
-            learning_rate=learning_rate, beta_1=optimizer.beta_1, beta_2=optimizer.beta_2, epsilon=optimizer.epsilon
+            learning_rate=learning_rate,
+            beta_1=optimizer.beta_1,
+            beta_2=optimizer.beta_2,
+            epsilon=optimizer.epsilon,
         )
     raise ValueError(f"unknown optimizer {optimizer.name!r}")  # unreachable: the config schema checks names

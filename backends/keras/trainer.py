@@ -48,7 +48,9 @@ def _configure_runtime(run: RunConfig) -> str:
 
 
 class Trainer(backend.Trainer):
-    def __init__(self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int):
+    def __init__(
+        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+    ):
         self.run, self.spec = run, spec
         self.device = _configure_runtime(run)
         self.model = model_lib.build_model(spec, l2=optim.kernel_l2(run.optimizer))
@@ -66,11 +68,19 @@ class Trainer(backend.Trainer):
 
     def _penalty(self) -> tf.Tensor:
         """The kernel regularizers' l2 * sum(kernel**2), as Keras adds it to the reported loss."""
-        return tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) if self.model.losses else tf.constant(0.0)
+        return (
+            tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses])
+            if self.model.losses
+            else tf.constant(0.0)
+        )
 
-    def _accumulate(self, ce_sum: tf.Tensor, penalty: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor) -> None:
+    def _accumulate(
+        self, ce_sum: tf.Tensor, penalty: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor
+    ) -> None:
         n = tf.cast(tf.shape(labels)[0], tf.float64)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float64))
+        correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float64)
+        )
         ce_sum, penalty = tf.cast(ce_sum, tf.float64), tf.cast(penalty, tf.float64)
         self.sums.assign_add(tf.stack([ce_sum + penalty * n, ce_sum, correct, n]))
 
@@ -89,7 +99,9 @@ class Trainer(backend.Trainer):
         logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
         self._accumulate(self.cross_entropy(labels, logits), self._penalty(), logits, labels)
 
-    def _run(self, step: Callable, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None) -> backend.EpochMetrics:
+    def _run(
+        self, step: Callable, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None
+    ) -> backend.EpochMetrics:
         self.sums.assign(tf.zeros(4, tf.float64))
         for images, labels in batches:
             step(images, labels.astype(np.int32, copy=False))
@@ -100,7 +112,9 @@ class Trainer(backend.Trainer):
             loss=float(loss_sum / n), accuracy=float(correct / n), ce_loss=float(ce_sum / n), images=int(n)
         )
 
-    def train_epoch(self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None) -> backend.EpochMetrics:
+    def train_epoch(
+        self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None
+    ) -> backend.EpochMetrics:
         return self._run(self._train_step, batches, on_step)
 
     def evaluate(self, batches: Iterable[backend.Batch]) -> backend.EpochMetrics:

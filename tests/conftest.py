@@ -1,0 +1,81 @@
+"""Shared fixtures: the real Hydra config, shrunk; tiny photo trees; the real photos through FLOWER_PHOTOS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from bench.config import register_configs
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+
+# Small enough to train in well under a second per epoch, big enough for two conv blocks.
+TINY = ["dataset.image_size=16", "train.batch_size=8", "train.epochs=2"]
+
+
+def make_photo_tree(root: Path, per_class: int = 6, size: int = 24) -> Path:
+    """A flower_photos-style tree of JPEGs whose colour depends on the class, so a model can learn them."""
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.array([50 * label, 255 - 40 * label, 120], np.float64)
+            pixels = np.clip(base + rng.normal(0, 30, (size, size + i, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_photos(tmp_path_factory) -> Path:
+    """A read-only-by-convention tiny photo tree shared by the session (copy it before changing it)."""
+    return make_photo_tree(tmp_path_factory.mktemp("flower_photos"))
+
+
+@pytest.fixture(scope="session")
+def real_photos() -> Path:
+    """The real tf_flowers photos, found through FLOWER_PHOTOS (.ci/run sets it)."""
+    path = os.environ.get("FLOWER_PHOTOS")
+    if not path or not Path(path).is_dir():
+        pytest.skip("FLOWER_PHOTOS is not set to the flower_photos folder")
+    return Path(path)
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def compose_config(tiny_photos, cache_dir):
+    """Compose the real config (conf/config.yaml) with the tiny photos, plus any overrides."""
+    register_configs()
+
+    def _compose(*overrides: str, shrink: bool = True):
+        base = [f"dataset.path={tiny_photos}", f"dataset.cache_dir={cache_dir}"] + (TINY if shrink else [])
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=base + list(overrides), return_hydra_config=False)
+
+    return _compose
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """``python -m bench ARGS`` in a subprocess, as a user runs it."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,70 @@
+"""``python -m bench`` as a user runs it: a tiny multirun writes the output contract; reruns resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, run_cli
+
+METRIC_FIELDS = {
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss",
+    "epoch_time_s", "train_images_per_s",
+}  # fmt: skip
+RESULT_FIELDS = {
+    "status", "backend", "optimizer", "seed", "final", "best", "wall_time_s",
+    "train_images_per_s_median", "environment", "config", "epochs_completed",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_photos, tmp_path_factory) -> Path:
+    """2 optimizers x 2 seeds on tiny photos, 2 epochs each."""
+    root = tmp_path_factory.mktemp("sweep")
+    args = ["-m", "optimizer=sgd_l2,adamw", "seed=0,1", *TINY, f"dataset.path={tiny_photos}"]
+    args += [
+        f"dataset.cache_dir={root / 'cache'}",
+        f"hydra.sweep.dir={root / 'sweep'}",
+        "report.enabled=false",
+    ]
+    result = run_cli(*args, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "sweep"
+
+
+def job_dirs(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+
+
+def test_multirun_writes_one_job_dir_per_override_set(sweep):
+    names = [p.name for p in job_dirs(sweep)]
+    assert names == [f"optimizer={o},seed={s}" for o in ("adamw", "sgd_l2") for s in (0, 1)]
+
+
+def test_each_job_writes_the_output_contract(sweep):
+    for job in job_dirs(sweep):
+        rows = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+        assert [row["epoch"] for row in rows] == [1, 2]
+        for row in rows:
+            assert row.keys() >= METRIC_FIELDS
+            assert all(math.isfinite(row[key]) for key in METRIC_FIELDS)
+            assert row["loss"] >= row["ce_loss"]  # the reported loss includes any L2 penalty
+        result = json.loads((job / "result.json").read_text())
+        assert result.keys() >= RESULT_FIELDS
+        assert result["status"] == "completed" and result["epochs_completed"] == 2
+        assert result["final"]["val_accuracy"] == rows[-1]["val_accuracy"]
+        assert result["backend"] == "keras" and result["optimizer"] == job.name.split(",")[0].split("=")[1]
+        assert result["environment"]["framework"] == "keras" and result["environment"]["tensorflow_version"]
+        assert result["config"]["dataset"]["image_size"] == 16
+
+
+def test_seeds_differ_and_the_penalty_is_only_in_l2_runs(sweep):
+    results = {p.name: json.loads((p / "result.json").read_text()) for p in job_dirs(sweep)}
+    assert results["optimizer=sgd_l2,seed=0"]["final"] != results["optimizer=sgd_l2,seed=1"]["final"]
+    adamw = results["optimizer=adamw,seed=0"]["final"]
+    assert adamw["loss"] == pytest.approx(adamw["ce_loss"])
+    sgd = results["optimizer=sgd_l2,seed=0"]["final"]
+    assert sgd["loss"] > sgd["ce_loss"] + 1e-4

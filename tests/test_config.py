@@ -1,0 +1,115 @@
+"""The real config composes, every group option loads, and bad values fail before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from bench.config import AdamL2Config, AdamWConfig, SGDL2Config, validate
+from bench.errors import ConfigError
+from tests.conftest import run_cli
+
+
+def test_defaults_are_the_seed_blog(compose_config):
+    run = validate(compose_config(shrink=False))
+    assert (run.backend.name, run.optimizer.name) == ("keras", "sgd_l2")
+    assert isinstance(run.optimizer, SGDL2Config)
+    assert (run.optimizer.lr, run.optimizer.momentum, run.optimizer.l2) == (1e-3, 0.9, 1e-3)
+    assert (run.dataset.image_size, run.train.batch_size, run.train.epochs) == (180, 32, 7)
+    assert (run.model.filters, run.model.dense_units, run.model.dropout) == ([64, 64], 128, 0.2)
+    assert (run.dataset.split_seed, run.dataset.val_fraction, run.seed) == (123, 0.2, 0)
+
+
+@pytest.mark.parametrize(
+    "option, schema, values",
+    [
+        ("sgd_l2", SGDL2Config, {"lr": 1e-3, "l2": 1e-3}),
+        ("adam_l2", AdamL2Config, {"lr": 3e-4, "l2": 1e-3, "epsilon": 1e-7}),
+        ("adamw", AdamWConfig, {"lr": 3e-4, "weight_decay": 1e-3, "epsilon": 1e-7}),
+    ],
+)
+def test_optimizer_options_carry_the_blog_hyperparameters(compose_config, option, schema, values):
+    run = validate(compose_config(f"optimizer={option}"))
+    assert isinstance(run.optimizer, schema) and run.optimizer.name == option
+    for key, value in values.items():
+        assert getattr(run.optimizer, key) == value
+
+
+@pytest.mark.parametrize("option", ["keras", "torch"])
+def test_backend_options(compose_config, option):
+    assert validate(compose_config(f"backend={option}", "backend.threads=1")).backend.name == option
+
+
+@pytest.mark.parametrize("option", ["constant", "inverse_time", "cosine"])
+def test_schedule_options(compose_config, option):
+    assert validate(compose_config(f"schedule={option}")).schedule.name == option
+
+
+def test_experiment_presets(compose_config):
+    quick = validate(compose_config("experiment=quick", shrink=False))
+    assert (quick.dataset.image_size, quick.dataset.max_per_class, quick.train.epochs) == (64, 100, 3)
+    blog = validate(compose_config("experiment=seed_blog", shrink=False))
+    assert (blog.dataset.image_size, blog.train.epochs, blog.model.dropout, blog.dataset.max_per_class) == (
+        180,
+        7,
+        0.2,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.lr=0", "optimizer.lr must be > 0"),
+        ("optimizer.lr=-1e-3", "optimizer.lr must be > 0"),
+        ("model.dropout=1.0", "model.dropout must be in [0, 1)"),
+        ("dataset.image_size=4", "dataset.image_size must be >= 8"),
+        ("train.epochs=0", "train.epochs must be >= 1"),
+        ("train.precision=fp16", "train.precision must be one of"),
+        ("optimizer.momentum=1.5", "optimizer.momentum must be in [0, 1)"),
+    ],
+)
+def test_out_of_range_values_are_rejected(compose_config, override, message):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
+        validate(compose_config(override))
+
+
+@pytest.mark.parametrize("override", ["optimizer.lr=fast", "train.epochs=2.5", "dataset.image_size=big"])
+def test_wrong_types_are_rejected_at_composition(compose_config, override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_config(override)
+
+
+def test_a_key_of_another_optimizer_is_rejected(compose_config):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_config("optimizer=adamw", "optimizer.momentum=0.9")
+
+
+def test_cli_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, tiny_photos):
+    out = tmp_path / "run"
+    for args, expected in [
+        (["optimizer=rmsprop"], "Could not find 'optimizer/rmsprop'"),
+        (["optimizer.lr=-1"], "flowerbench: error: optimizer.lr must be > 0, got -1.0"),
+        (["dataset.path=/does/not/exist"], "flowerbench: error: photo folder /does/not/exist does not exist"),
+        ([f"dataset.path={tmp_path}"], "holds no class folders"),
+    ]:
+        result = run_cli(*args, f"hydra.run.dir={out}", cwd=tmp_path)
+        assert result.returncode != 0, result.stderr
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not out.exists(), f"{args} left {list(out.iterdir())}"
+
+
+def test_cli_help_lists_groups_and_cfg_job_prints_config(tmp_path):
+    help_text = run_cli("--help", cwd=tmp_path).stdout
+    for group in (
+        "backend: keras, torch",
+        "optimizer: adam_l2, adamw, sgd_l2",
+        "experiment: quick, seed_blog",
+    ):
+        assert group in help_text
+    job = run_cli("--cfg", "job", "optimizer=adamw", cwd=tmp_path)
+    assert job.returncode == 0 and "weight_decay: 0.001" in job.stdout

@@ -1,0 +1,159 @@
+"""Photo sources, the fixed split, the disk cache and the per-epoch batch order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import data as data_lib
+from bench.config import DatasetConfig
+from bench.errors import DataError
+from tests.conftest import CLASSES, make_photo_tree
+
+
+def folder_config(path: Path, cache_dir: Path, **changes) -> DatasetConfig:
+    return DatasetConfig(path=str(path), cache_dir=str(cache_dir), image_size=16, **changes)
+
+
+def test_folder_source_decodes_resizes_and_splits(tiny_photos, cache_dir):
+    flowers = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    assert flowers.class_names == list(CLASSES) and flowers.source == "folder"
+    assert flowers.train_images.shape == (24, 16, 16, 3) and flowers.val_images.shape == (6, 16, 16, 3)
+    assert flowers.train_images.dtype == np.uint8
+    labels = np.concatenate([flowers.train_labels, flowers.val_labels])
+    assert np.bincount(labels).tolist() == [6] * 5  # every photo once, in train or in val
+
+
+def test_split_is_fixed_by_split_seed_and_max_per_class_takes_first_photos(tiny_photos, cache_dir):
+    first = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    again = data_lib.load_flowers(folder_config(tiny_photos, cache_dir / "other"))
+    np.testing.assert_array_equal(first.val_images, again.val_images)
+    reshuffled = data_lib.load_flowers(folder_config(tiny_photos, cache_dir, split_seed=7))
+    assert not np.array_equal(first.val_labels, reshuffled.val_labels) or not np.array_equal(
+        first.val_images, reshuffled.val_images
+    )
+    small = data_lib.load_flowers(folder_config(tiny_photos, cache_dir, max_per_class=2))
+    assert len(small.train_labels) + len(small.val_labels) == 10
+
+
+def test_second_load_reads_the_cache_without_decoding(tiny_photos, cache_dir, monkeypatch):
+    first = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a photo although the cache holds them")
+
+    monkeypatch.setattr(data_lib, "decode_files", no_decoding)
+    cached = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    np.testing.assert_array_equal(first.train_images, cached.train_images)
+
+
+def test_corrupt_or_stale_cache_is_rebuilt(tiny_photos, cache_dir, caplog):
+    first = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    (arrays,) = cache_dir.glob("*/arrays.npz")
+    arrays.write_bytes(arrays.read_bytes()[:1000])  # truncated, as by a crash or a full disk
+    with caplog.at_level(logging.WARNING):
+        rebuilt = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    assert "corrupt" in caplog.text
+    np.testing.assert_array_equal(first.train_images, rebuilt.train_images)
+    meta = arrays.parent / "meta.json"
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | {"key": {"stale": True}}))
+    assert (
+        data_lib.ArrayCache(cache_dir, {"stale": True, "name": "x", "source": "y", "image_size": 1}).load()
+        is None
+    )
+    np.testing.assert_array_equal(
+        first.val_images, data_lib.load_flowers(folder_config(tiny_photos, cache_dir)).val_images
+    )
+
+
+def test_changed_file_list_gets_a_new_cache(tiny_photos, cache_dir, tmp_path):
+    photos = shutil.copytree(tiny_photos, tmp_path / "photos")
+    data_lib.load_flowers(folder_config(photos, cache_dir))
+    (photos / "roses" / "roses_000.jpg").unlink()
+    flowers = data_lib.load_flowers(folder_config(photos, cache_dir))
+    assert len(flowers.train_labels) + len(flowers.val_labels) == 29
+    assert len(list(cache_dir.iterdir())) == 2
+
+
+def test_corrupt_and_non_image_files_are_skipped_and_counted(tiny_photos, cache_dir, tmp_path, caplog):
+    photos = shutil.copytree(tiny_photos, tmp_path / "photos")
+    (photos / "daisy" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (photos / "daisy" / "notes.txt").write_text("ignored: not an image suffix")
+    with caplog.at_level(logging.WARNING):
+        flowers = data_lib.load_flowers(folder_config(photos, cache_dir))
+    assert flowers.skipped_files == 1 and "skipped 1 file(s)" in caplog.text
+    assert len(flowers.train_labels) + len(flowers.val_labels) == 30
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("missing", "does not exist"),
+        ("empty", "holds no class folders"),
+        ("empty_class", "holds no images"),
+    ],
+)
+def test_bad_folders_give_clear_errors(tmp_path, cache_dir, layout, message):
+    root = tmp_path / "photos"
+    if layout != "missing":
+        root.mkdir()
+    if layout == "empty_class":
+        make_photo_tree(root, per_class=2)
+        (root / "lilies").mkdir()
+    with pytest.raises(DataError, match=message):
+        data_lib.load_flowers(folder_config(root, cache_dir))
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    first = data_lib.epoch_order(seed=0, epoch=1, n=50)
+    np.testing.assert_array_equal(first, data_lib.epoch_order(0, 1, 50))
+    assert sorted(first.tolist()) == list(range(50))
+    assert not np.array_equal(first, data_lib.epoch_order(0, 2, 50))
+    assert not np.array_equal(first, data_lib.epoch_order(1, 1, 50))
+
+
+def test_batches_keep_the_last_partial_batch():
+    images, labels = np.zeros((10, 4, 4, 3), np.uint8), np.arange(10)
+    batches = list(data_lib.iterate_batches(images, labels, 4, order=np.arange(10)[::-1]))
+    assert [len(y) for _, y in batches] == [4, 4, 2] and batches[0][1].tolist() == [9, 8, 7, 6]
+    assert data_lib.steps_per_epoch(10, 4) == 3
+
+
+def test_tfds_source_through_its_real_code_path(cache_dir):
+    """tfds cannot download here; its mock_data fills tf_flowers with random photos through the same calls."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    config = DatasetConfig(source="tfds", cache_dir=str(cache_dir), image_size=16, max_per_class=3)
+    with tfds.testing.mock_data(num_examples=40):
+        flowers = data_lib.load_flowers(config)
+    assert flowers.source == "tfds" and flowers.class_names == list(CLASSES)
+    n = len(flowers.train_labels) + len(flowers.val_labels)
+    assert n <= 15 and len(flowers.val_labels) == round(n * 0.2)
+    assert flowers.train_images.shape[1:] == (16, 16, 3) and flowers.train_images.dtype == np.uint8
+    np.testing.assert_array_equal(
+        flowers.val_images, data_lib.load_flowers(config).val_images
+    )  # from the cache
+
+
+def test_unreachable_tfds_says_how_to_use_a_local_folder(cache_dir, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'download.tensorflow.org'")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(
+        DataError, match="could not load tf_flowers.*set FLOWER_PHOTOS=/path/to/flower_photos"
+    ):
+        data_lib.load_flowers(DatasetConfig(source="tfds", cache_dir=str(cache_dir), image_size=16))
+
+
+def test_real_photos_through_flower_photos(real_photos, cache_dir):
+    flowers = data_lib.load_flowers(folder_config(real_photos, cache_dir, max_per_class=4))
+    assert flowers.class_names == list(CLASSES)
+    assert len(flowers.train_labels) == 16 and len(flowers.val_labels) == 4
+    assert flowers.train_images.std() > 10  # real, varied photos, not blank decodes
