@@ -194,6 +194,20 @@ class TrainConfig:
 
 
 @dataclass
+class ThroughputConfig:
+    """``python -m bench.throughput``: steps discarded as warm-up, then steps timed one by one."""
+
+    warmup_steps: int = 3
+    timed_steps: int = 10
+    matmul_size: int = 2048  # side of the square matrices timed for the machine's matmul peak
+
+    def __post_init__(self) -> None:
+        _require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
+        _require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
+        _require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
+
+
+@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -206,24 +220,35 @@ class RunConfig:
     seed: int = 0
     force: bool = False  # rerun a job even when its result.json says it already finished with these settings
     report: Any = None  # options of the analysis stage (see conf/config.yaml)
+    throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        blocks = len(self.model.filters)
+        _require(
+            self.dataset.image_size >= 2**blocks,
+            f"dataset.image_size={self.dataset.image_size} is too small for {blocks} conv blocks "
+            f"(each halves it): use at least {2**blocks}",
+        )
 
 
 OPTIMIZER_SCHEMAS = {"sgd_l2": SGDL2Config, "adam_l2": AdamL2Config, "adamw": AdamWConfig}
 
 
 def register_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore; the group YAML files name them in their defaults lists."""
+    """Put the schemas in Hydra's ConfigStore; each group's YAML names its schema in its defaults list.
+
+    Schemas are stored outside the groups (``/schema_optimizer_sgd_l2``, ...) so that ``--help`` lists only
+    the options users choose from.
+    """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    cs.store(group="backend", name="backend_schema", node=BackendConfig)
+    cs.store(name="schema_backend", node=BackendConfig)
     for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(group="optimizer", name=f"{name}_schema", node=schema)
-    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="schedule", name="schedule_schema", node=ScheduleConfig)
+        cs.store(name=f"schema_optimizer_{name}", node=schema)
+    cs.store(name="schema_dataset", node=DatasetConfig)
+    cs.store(name="schema_model", node=ModelConfig)
+    cs.store(name="schema_schedule", node=ScheduleConfig)
 
 
 def validate(cfg: DictConfig) -> RunConfig:

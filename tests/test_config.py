@@ -89,14 +89,21 @@ def test_a_key_of_another_optimizer_is_rejected(compose_config):
 
 
 def test_cli_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, tiny_photos):
-    out = tmp_path / "run"
+    out, empty = tmp_path / "run", tmp_path / "empty"
+    empty.mkdir()
     for args, expected in [
         (["optimizer=rmsprop"], "Could not find 'optimizer/rmsprop'"),
         (["optimizer.lr=-1"], "flowerbench: error: optimizer.lr must be > 0, got -1.0"),
         (["dataset.path=/does/not/exist"], "flowerbench: error: photo folder /does/not/exist does not exist"),
-        ([f"dataset.path={tmp_path}"], "holds no class folders"),
+        ([f"dataset.path={empty}"], "holds no class folders"),
+        (["model.filters=[4,4,4,4,4]"], "too small for 5 conv blocks"),
+        (
+            [f"hydra.run.dir={tiny_photos / 'daisy' / 'daisy_000.jpg' / 'run'}"],
+            "cannot write the output directory",
+        ),
     ]:
-        result = run_cli(*args, f"hydra.run.dir={out}", cwd=tmp_path)
+        run_dir = [] if any(a.startswith("hydra.run.dir") for a in args) else [f"hydra.run.dir={out}"]
+        result = run_cli(*args, *run_dir, "dataset.image_size=16", cwd=tmp_path)
         assert result.returncode != 0, result.stderr
         assert expected in result.stderr
         assert "Traceback" not in result.stderr
