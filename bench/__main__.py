@@ -24,6 +24,8 @@ from bench.runner import RunInterrupted, run_experiment
 
 log = logging.getLogger("bench")
 register_configs()
+# An absolute path, so the app finds conf/ however it is started (python -m bench, the flowerbench script, tests).
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # Jobs that failed in this process; main() turns them into a non-zero exit once the sweep has ended.
 FAILED_RUNS: list[str] = []
@@ -43,7 +45,7 @@ def _resume_hint(run_dir: Path) -> str:
     return f"rerun with hydra.run.dir={run_dir} to start this run again"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def app(cfg: DictConfig) -> float | None:
     """Validate, train, record. Returns the final val_accuracy (the objective for hyperparameter sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)

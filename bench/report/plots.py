@@ -1,0 +1,161 @@
+"""Figures drawn from the tidy frame with seaborn: seed-averaged learning curves and throughput.
+
+Every function takes a tidy frame that already has the label columns of :func:`bench.report.groups.add_labels`
+(``arm``, ``stratum``, ``timing_arm``), writes one PNG and closes its figure, so no window ever opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+from bench.io import atomic_write_bytes
+from bench.report.stats import t_interval
+
+DPI = 160
+#: Axis labels with units, by metric family (the name without ``val_``).
+AXIS_LABELS = {
+    "loss": "loss (cross-entropy + L2 penalty, nats)",
+    "ce_loss": "cross-entropy (nats)",
+    "accuracy": "accuracy (fraction correct)",
+    "lr": "learning rate",
+    "epoch_time_s": "epoch time (s)",
+    "train_images_per_s": "training throughput (images/s)",
+}
+SPLIT_DASHES = {"train": "", "validation": (4, 2)}  # train solid, validation dashed
+
+
+def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour-blind-safe colour per label, the same in every figure of a report."""
+    ordered = sorted(set(labels))
+    colors = sns.color_palette("colorblind" if len(ordered) <= 10 else "husl", len(ordered))  # no repeats
+    return dict(zip(ordered, colors, strict=True))
+
+
+def family(metric: str) -> str:
+    return metric.removeprefix("val_")
+
+
+def _curve_data(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Long form: one row per run x epoch x metric, with ``split`` = train or validation."""
+    long = frame.melt(
+        id_vars=["run_dir", "epoch", "arm", "stratum"], value_vars=list(metrics), var_name="metric"
+    )
+    split = long["metric"].str.startswith("val_").map({True: "validation", False: "train"})
+    return long.assign(split=split, value=long["value"].astype(float)).dropna(subset=["value"])
+
+
+def _band_text(frame: pd.DataFrame) -> str:
+    """``mean of 3 seeds, band: 95 % t-interval``, ``mean of 2-3 seeds, ...`` or ``1 seed, no band``."""
+    counts = frame.groupby(["stratum", "arm"])["run_dir"].nunique()
+    low, high = counts.min(), counts.max()
+    if high == 1:
+        return "1 seed, no band"
+    return f"mean of {low if low == high else f'{low}-{high}'} seeds, band: 95 % t-interval"
+
+
+def _facets(data: pd.DataFrame) -> dict[str, Any]:
+    """One column of panels per stratum (backend), unless nothing splits the runs."""
+    strata = data["stratum"].unique()
+    if len(strata) == 1 and strata[0] == "":
+        return {}
+    return {"col": "stratum", "col_wrap": min(len(strata), 3)}
+
+
+def plot_curves(
+    frame: pd.DataFrame, metrics: Sequence[str], colors: dict, hue_title: str, path: Path
+) -> Path:
+    """Seed-averaged learning curves of one metric family, mean line and 95 % t-interval band.
+
+    Args:
+        frame: tidy rows of the runs to average (completed runs).
+        metrics: the metrics to draw, e.g. ``["loss", "val_loss"]``; ``val_`` ones are dashed.
+        colors: arm label → colour.
+        hue_title: the legend title of the arms (the compared key, e.g. ``optimizer``).
+        path: the PNG to write.
+    """
+    data = _curve_data(frame, metrics)
+    splits = [split for split in SPLIT_DASHES if split in set(data["split"])]
+    grid = sns.relplot(
+        data=data,
+        kind="line",
+        x="epoch",
+        y="value",
+        hue="arm",
+        hue_order=sorted(data["arm"].unique()),
+        palette=colors,
+        style="split",
+        style_order=splits,
+        dashes=SPLIT_DASHES,
+        markers=True,
+        errorbar=t_interval,  # a t-interval, like the tables: a bootstrap misleads with 3 seeds
+        height=3.6,
+        aspect=1.25,
+        **_facets(data),
+    )
+    name = family(metrics[0])
+    grid.set_axis_labels("epoch", AXIS_LABELS.get(name, name))
+    grid.set_titles("{col_name}")
+    epochs = sorted(data["epoch"].unique())
+    for ax in grid.axes.flat:
+        if len(epochs) <= 15:
+            ax.set_xticks(epochs)  # whole epochs only, even when there is just one
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for text in grid.legend.texts:  # seaborn titles the hue entries with the column name, "arm"
+        text.set_text({"arm": hue_title}.get(text.get_text(), text.get_text()))
+    grid.figure.suptitle(f"{name} per epoch ({_band_text(frame)})", y=1.03)
+    grid.tight_layout()  # FacetGrid's own layout keeps room for the legend outside the axes
+    return _save(grid.figure, path)
+
+
+def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str, path: Path) -> Path:
+    """Median training throughput per group, error bars from the 25th to the 75th percentile.
+
+    Args:
+        frame: tidy rows of the steady epochs (see :func:`bench.report.stats.steady_epochs`).
+        colors: timing-arm label → colour.
+        hue_title: the legend title (the compared key).
+        path: the PNG to write.
+    """
+    data = frame.assign(stratum=frame["stratum"].replace("", "all runs"))
+    n_bars = data["stratum"].nunique() * data["timing_arm"].nunique()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.7 * n_bars), 3.8))
+    sns.barplot(
+        data=data,
+        x="stratum",
+        y="train_images_per_s",
+        hue="timing_arm",
+        hue_order=sorted(data["timing_arm"].unique()),
+        palette=colors,
+        estimator="median",
+        errorbar=("pi", 50),  # the 25th-75th percentile range, the IQR of timing.csv
+        capsize=0.15,
+        ax=ax,
+    )
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.0f", label_type="center", fontsize=8, color="white")
+    ax.set(xlabel="", ylabel=AXIS_LABELS["train_images_per_s"])
+    title = "Training throughput\nmedian; error bars span the IQR over runs x epochs, epoch 1 excluded"
+    ax.set_title(title, fontsize=10)
+    ax.legend(title=hue_title, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Render to memory then write atomically, so a reader never sees half a PNG."""
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,362 @@
+"""Tests of the analysis stage (bench.report, bench.callbacks) on hand-made run directories.
+
+``write_run`` writes a run directory the way the runner does (DESIGN.md, "Output contract"), so the tests
+know every number the report should print.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from omegaconf import OmegaConf
+from scipy import stats
+
+from bench.callbacks import ReportCallback
+from bench.report import build_report, load_runs
+from bench.report.__main__ import main
+from bench.report.render import markdown_table
+
+OPTIMIZERS = {
+    "sgd_l2": {"name": "sgd_l2", "lr": 1e-3, "momentum": 0.9, "l2": 1e-3},
+    "adam_l2": {"name": "adam_l2", "lr": 3e-4, "l2": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "adamw": {"name": "adamw", "lr": 3e-4, "weight_decay": 1e-3, "beta_1": 0.9, "beta_2": 0.999},
+}
+FINAL_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
+
+
+def make_config(backend: str, optimizer: str, seed: int, epochs: int, **optimizer_overrides: Any) -> dict:
+    """A resolved job config shaped like the runner's (conf/config.yaml after composition)."""
+    dataset = {
+        "name": "tf_flowers",
+        "source": "folder",
+        "path": "/data/flower_photos",
+        "data_dir": None,
+        "cache_dir": f"/tmp/cache/{backend}",  # a location: must not split groups
+        "image_size": 180,
+        "max_per_class": None,
+        "val_fraction": 0.2,
+        "split_seed": 123,
+    }
+    return {
+        "backend": {"name": backend, "threads": 2, "device": "cpu"},
+        "optimizer": copy.deepcopy(OPTIMIZERS[optimizer]) | optimizer_overrides,
+        "dataset": dataset,
+        "model": {"name": "seed_blog_cnn", "dropout": 0.2, "filters": [64, 64], "dense_units": 128},
+        "schedule": {"name": "constant"},
+        "train": {"epochs": epochs, "batch_size": 32, "precision": "fp32"},
+        "seed": seed,
+    }
+
+
+def epoch_row(epoch: int, val_accuracy: float, images_per_s: float) -> dict[str, Any]:
+    """One metrics.jsonl line; the other metrics follow from val_accuracy so that tests know them."""
+    return {
+        "epoch": epoch,
+        "loss": 2.0 - val_accuracy,
+        "accuracy": val_accuracy + 0.1,
+        "val_loss": 1.5 - val_accuracy,
+        "val_accuracy": val_accuracy,
+        "ce_loss": 1.9 - val_accuracy,
+        "val_ce_loss": 1.5 - val_accuracy,
+        "lr": 1e-3,
+        "epoch_time_s": 2936 / images_per_s,
+        "train_time_s": 2900 / images_per_s,
+        "eval_time_s": 1.0,
+        "train_images_per_s": images_per_s,
+        "train_images": 2936,
+        "steps": 92,
+    }
+
+
+def make_result(config: dict, status: str, rows: list[dict], error: str | None, overrides: list[str]) -> dict:
+    """result.json of a run that ended with ``status`` after the epochs ``rows``."""
+    return {
+        "status": status,
+        "backend": config["backend"]["name"],
+        "optimizer": config["optimizer"]["name"],
+        "seed": config["seed"],
+        "epochs_completed": len(rows),
+        "epochs_planned": config["train"]["epochs"],
+        "diverged_epoch": len(rows) if status == "diverged" else None,
+        "error": error,
+        "final": {key: rows[-1][key] for key in FINAL_KEYS} if rows else None,
+        "best": {},
+        "wall_time_s": 100.0 + config["seed"],
+        "train_images_per_s_median": None,
+        "config": config,
+        "overrides": overrides,
+        "environment": {},
+        "started_at": "",
+        "finished_at": "",
+    }
+
+
+def write_run(
+    root: Path,
+    *,
+    backend: str = "keras",
+    optimizer: str = "adamw",
+    seed: int = 0,
+    final_val_accuracy: float = 0.6,
+    epochs: int = 3,
+    finished: int | None = None,
+    status: str | None = "completed",
+    speeds: list[float] | None = None,
+    error: str | None = None,
+    **optimizer_overrides: Any,
+) -> Path:
+    """Write one run directory under ``root``, named by its overrides like a Hydra job.
+
+    val_accuracy rises by 0.1 per epoch up to ``final_val_accuracy`` at the last finished epoch.
+
+    Args:
+        epochs: the planned number of epochs (``train.epochs``).
+        finished: epochs written to metrics.jsonl (default: all planned).
+        status: result.json's status, or None for a killed run (metrics.jsonl but no result.json).
+        speeds: train images/s of each finished epoch (default 30 each).
+        optimizer_overrides: optimizer settings to change, e.g. ``lr=0.01``.
+    """
+    finished = epochs if finished is None else finished
+    overrides = [f"backend={backend}", f"optimizer={optimizer}", f"seed={seed}"]
+    overrides += [f"optimizer.{key}={value}" for key, value in optimizer_overrides.items()]
+    run_dir = root / ",".join(overrides)
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = make_config(backend, optimizer, seed, epochs, **optimizer_overrides)
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    speeds = speeds or [30.0] * finished
+    rows = [
+        epoch_row(e, final_val_accuracy - 0.1 * (finished - e), speeds[e - 1]) for e in range(1, finished + 1)
+    ]
+    if status == "diverged":
+        rows[-1] |= {"loss": float("nan"), "val_loss": float("inf"), "val_accuracy": 0.2}
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if status is not None:
+        result = make_result(config, status, rows, error, overrides)
+        (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir
+
+
+T_975_DF2 = stats.t.ppf(0.975, 2)
+SPEEDS = [5.0, 20.0, 40.0]  # epoch 1 is slow (warm-up) and must not count in timing
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A keras + torch sweep with three seeds of three optimizers on keras, and every kind of trouble."""
+    root = tmp_path_factory.mktemp("sweep")
+    for seed, (adamw, adam_l2, sgd) in enumerate([(0.5, 0.5, 0.3), (0.6, 0.55, 0.35), (0.7, 0.6, 0.4)]):
+        write_run(root, optimizer="adamw", seed=seed, final_val_accuracy=adamw, speeds=SPEEDS)
+        write_run(root, optimizer="adam_l2", seed=seed, final_val_accuracy=adam_l2)
+        write_run(root, optimizer="sgd_l2", seed=seed, final_val_accuracy=sgd)
+    write_run(root, optimizer="sgd_l2", seed=3, status="diverged", finished=2, error="Traceback\nloss is nan")
+    killed = write_run(root, optimizer="adamw", seed=3, status=None, finished=1, final_val_accuracy=0.99)
+    with open(killed / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 2, "loss": 0.')  # the writer died mid-line
+    write_run(root, backend="torch", optimizer="adamw", seed=0, final_val_accuracy=0.62)
+    write_run(root, backend="torch", optimizer="sgd_l2", seed=0, final_val_accuracy=0.41)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(sweep: Path) -> Path:
+    return build_report([sweep])
+
+
+@pytest.fixture(scope="module")
+def summary(report: Path) -> pd.DataFrame:
+    return pd.read_csv(report / "summary.csv").set_index(["backend", "optimizer"])
+
+
+def test_report_folder_has_every_file(report: Path, sweep: Path) -> None:
+    assert report == sweep / "report"
+    expected = ["runs.csv", "summary.csv", "comparisons.csv", "timing.csv", "report.md", "report.html"]
+    expected += ["curves_loss.png", "curves_accuracy.png", "timing.png"]
+    for name in expected:
+        assert (report / name).stat().st_size > 0, name
+
+
+def test_runs_csv_is_tidy_with_varying_settings_only(report: Path) -> None:
+    runs = pd.read_csv(report / "runs.csv")
+    assert list(runs.columns[:5]) == ["run_dir", "status", "backend", "optimizer", "seed"]
+    varying = {"optimizer.lr", "optimizer.momentum", "dataset.cache_dir"}
+    assert varying | {"epoch", "val_accuracy", "train_images_per_s"} <= set(runs.columns)
+    assert "model.dropout" not in runs.columns  # the same in every run
+    assert len(runs) == 9 * 3 + 2 + 1 + 2 * 3  # finished epochs; the killed run's torn line is dropped
+    killed = runs[runs["status"] == "incomplete"]
+    assert killed["epoch"].tolist() == [1] and killed["epochs_planned"].tolist() == [3]
+
+
+def test_summary_mean_sd_and_t_interval(summary: pd.DataFrame) -> None:
+    adamw = summary.loc[("keras", "adamw")]
+    assert adamw["n_seeds"] == 3
+    assert adamw["val_accuracy_mean"] == pytest.approx(0.6)
+    assert adamw["val_accuracy_sd"] == pytest.approx(0.1)
+    half = T_975_DF2 * 0.1 / math.sqrt(3)
+    assert adamw["val_accuracy_ci_low"] == pytest.approx(0.6 - half)
+    assert adamw["val_accuracy_ci_high"] == pytest.approx(0.6 + half)
+    assert adamw["val_loss_mean"] == pytest.approx(1.5 - 0.6)
+    assert adamw["best_epoch_mean"] == 3
+    assert "dataset.cache_dir" not in summary.columns  # differs per backend but is only a location
+
+
+def test_diverged_and_incomplete_runs_are_counted_not_averaged(summary: pd.DataFrame, report: Path) -> None:
+    sgd = summary.loc[("keras", "sgd_l2")]
+    assert (sgd["n_seeds"], sgd["n_diverged"]) == (3, 1)
+    assert sgd["val_accuracy_mean"] == pytest.approx(0.35)
+    adamw = summary.loc[("keras", "adamw")]
+    assert (adamw["n_seeds"], adamw["n_incomplete"]) == (3, 1)
+    text = (report / "report.md").read_text()
+    problems = text.split("## Runs not averaged")[1].split("##")[0]
+    assert "| diverged | keras | sgd_l2 | 3 | 2 / 3 | 2 | loss is nan |" in problems
+    assert "| incomplete | keras | adamw | 3 | 1 / 3 | unset | — |" in problems
+
+
+def test_single_seed_has_no_interval(summary: pd.DataFrame) -> None:
+    torch_adamw = summary.loc[("torch", "adamw")]
+    assert torch_adamw["n_seeds"] == 1
+    assert torch_adamw["val_accuracy_mean"] == pytest.approx(0.62)
+    assert math.isnan(torch_adamw["val_accuracy_sd"]) and math.isnan(torch_adamw["val_accuracy_ci_low"])
+    assert torch_adamw["note"] == "n=1, no CI"
+
+
+def test_comparisons_are_welch_tests_within_each_backend(report: Path) -> None:
+    comparisons = pd.read_csv(report / "comparisons.csv", keep_default_na=False, na_values=[""])
+    accuracy = comparisons[comparisons["metric"] == "val_accuracy"].set_index(["backend", "arm_a", "arm_b"])
+    assert len(accuracy) == 3 + 1  # keras: 3 pairs of optimizers; torch: 1; never across backends
+    pair = accuracy.loc[("keras", "adamw", "sgd_l2")]
+    expected = stats.ttest_ind([0.5, 0.6, 0.7], [0.3, 0.35, 0.4], equal_var=False)
+    assert pair["diff"] == pytest.approx(0.25)
+    assert pair["p_value"] == pytest.approx(expected.pvalue)
+    assert pair["ci_low"] == pytest.approx(expected.confidence_interval(0.95).low)
+    assert pair["conclusion"] == "adamw better"
+    assert accuracy.loc[("keras", "adam_l2", "adamw"), "conclusion"] == "not distinguishable"
+    single = accuracy.loc[("torch", "adamw", "sgd_l2")]
+    assert single["conclusion"] == "not distinguishable" and math.isnan(single["p_value"])
+    loss = comparisons[comparisons["metric"] == "val_loss"].set_index(["backend", "arm_a", "arm_b"])
+    assert loss.loc[("keras", "adamw", "sgd_l2"), "better"] == "adamw"  # lower loss wins
+
+
+def test_verdict_states_differences_in_words(report: Path) -> None:
+    verdict = (report / "report.md").read_text().split("## Verdict")[1].split("##")[0]
+    assert "On keras, adamw beats sgd_l2 by 25.0 points of val_accuracy" in verdict
+    assert "n=3 vs 3" in verdict
+    assert (
+        "On keras, adamw and adam_l2 cannot be told apart with 3 vs 3 seeds (adamw ahead by 5.0 points"
+        in verdict
+    )
+    assert "On torch, adamw and sgd_l2 cannot be told apart with 1 vs 1 seeds" in verdict
+
+
+def test_timing_leaves_out_epoch_one(report: Path) -> None:
+    timing = pd.read_csv(report / "timing.csv").set_index(["backend", "optimizer"])
+    adamw = timing.loc[("keras", "adamw")]
+    assert (adamw["n_runs"], adamw["n_epochs"]) == (3, 6)  # the killed run only has its warm-up epoch
+    assert adamw["train_images_per_s_median"] == pytest.approx(np.median([20, 40] * 3))
+    assert (adamw["train_images_per_s_min"], adamw["train_images_per_s_max"]) == (20, 40)
+    assert adamw["train_images_per_s_q25"] == pytest.approx(20)
+    assert adamw["wall_time_s_mean"] == pytest.approx(101)  # 100 + seed over the completed seeds 0, 1, 2
+
+
+def test_html_is_self_contained(report: Path) -> None:
+    html = (report / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 3
+    assert 'src="curves' not in html and "<table>" in html
+    markdown = (report / "report.md").read_text()
+    assert "](curves_accuracy.png)" in markdown and "](timing.png)" in markdown
+
+
+def test_two_learning_rates_are_never_averaged(tmp_path: Path) -> None:
+    for seed in range(2):
+        write_run(tmp_path, optimizer="adamw", seed=seed, lr=3e-4, final_val_accuracy=0.6 + 0.01 * seed)
+        write_run(tmp_path, optimizer="adamw", seed=seed, lr=1e-2, final_val_accuracy=0.3 + 0.01 * seed)
+    # model.dropout is shared by all runs: asking to group by it splits nothing and is no error
+    out = build_report(tmp_path, tmp_path / "out", group_by=["backend", "optimizer.lr", "model.dropout"])
+    summary = pd.read_csv(out / "summary.csv").set_index("optimizer.lr")
+    assert summary["n_seeds"].to_dict() == {3e-4: 2, 1e-2: 2}
+    assert summary.loc[3e-4, "val_accuracy_mean"] == pytest.approx(0.605)
+    assert "adamw, lr=0.0003 beats adamw, lr=0.01 by 30.0 points" in (out / "report.md").read_text()
+
+
+def test_several_paths_are_merged(tmp_path: Path) -> None:
+    keras_sweep, torch_sweep = tmp_path / "day1", tmp_path / "day2"
+    for seed in range(2):
+        write_run(keras_sweep, backend="keras", seed=seed, final_val_accuracy=0.6)
+        write_run(torch_sweep, backend="torch", seed=seed, final_val_accuracy=0.5)
+    assert main([str(keras_sweep), str(torch_sweep), "--metrics", "val_accuracy"]) == 0
+    summary = pd.read_csv(keras_sweep / "report" / "summary.csv")
+    means = summary.set_index("backend")["val_accuracy_mean"]
+    assert means.to_dict() == pytest.approx({"keras": 0.6, "torch": 0.5})
+    assert sorted(load_runs([keras_sweep, torch_sweep])["backend"].unique()) == ["keras", "torch"]
+
+
+def test_one_run_of_one_epoch(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, epochs=1, final_val_accuracy=0.4)
+    out = build_report(run_dir)
+    assert out == run_dir / "report"
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "val_accuracy_mean"] == pytest.approx(0.4)
+    assert summary.loc[0, "note"] == "n=1, no CI"
+    timing = pd.read_csv(out / "timing.csv")
+    assert timing.loc[0, "n_epochs"] == 1  # a one-epoch run keeps its only epoch
+    assert (out / "curves_loss.png").exists() and (out / "timing.png").exists()
+
+
+def test_sweep_in_progress_lists_runs_without_averaging(tmp_path: Path) -> None:
+    write_run(tmp_path, seed=0, status=None, finished=1)  # killed, or still running
+    started = write_run(tmp_path, seed=1, status=None, finished=0)
+    (started / "metrics.jsonl").unlink()  # only .hydra/config.yaml so far
+    out = build_report(tmp_path)
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, ["n_seeds", "n_incomplete"]].tolist() == [0, 2]
+    assert summary.loc[0, "note"] == "no completed run"
+    assert "No run has completed yet" in (out / "report.md").read_text()
+    assert not list(out.glob("*.png"))  # nothing finished to draw: no curves, no steady epoch
+
+
+@pytest.mark.parametrize("subdir", ["missing", ""], ids=["no such path", "empty directory"])
+def test_cli_fails_in_one_line_without_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture, subdir: str
+) -> None:
+    assert main([str(tmp_path / subdir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m bench.report: error: no")
+
+
+def test_cli_rejects_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    write_run(tmp_path)
+    assert main([str(tmp_path), "--metrics", "top5"]) == 2
+    assert "unknown metric 'top5'" in capsys.readouterr().err
+    assert main([str(tmp_path), "--group-by", "backend,optimiser.lr"]) == 2
+    assert "unknown column 'optimiser.lr'" in capsys.readouterr().err
+
+
+def test_callback_builds_the_sweep_report(tmp_path: Path) -> None:
+    for optimizer in ("adamw", "sgd_l2"):
+        write_run(tmp_path / "sweep", optimizer=optimizer)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    ReportCallback(metrics=["val_accuracy"]).on_multirun_end(config)
+    report = tmp_path / "sweep" / "report"
+    assert (report / "curves_accuracy.png").exists() and not (report / "curves_loss.png").exists()
+    assert len(pd.read_csv(report / "summary.csv")) == 2
+
+
+def test_callback_warns_instead_of_raising(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "empty")}}})
+    with caplog.at_level(logging.WARNING):
+        ReportCallback().on_multirun_end(config)
+    assert "report: not built (NoRunsFoundError: no such file or directory" in caplog.text
+    ReportCallback(enabled=False).on_multirun_end(config)  # disabled: not even a look
+
+
+def test_markdown_table_escapes_pipes() -> None:
+    assert markdown_table(["a", "b"], [["x|y", "1\n2"]]) == "| a | b |\n| --- | --- |\n| x\\|y | 1 2 |"
