@@ -114,12 +114,21 @@ def _train(run: RunConfig, run_dir: Path, history: list[dict], result: dict) -> 
     return "completed"
 
 
+# Config sections that do not change what a run computes: a resumed sweep ignores them when it compares.
+NOT_EXPERIMENT_KEYS = ("force", "report", "throughput")
+
+
+def _experiment_settings(config: dict) -> dict:
+    settings = {key: value for key, value in config.items() if key not in NOT_EXPERIMENT_KEYS}
+    settings["dataset"] = {k: v for k, v in settings.get("dataset", {}).items() if k != "cache_dir"}
+    return settings
+
+
 def is_finished(previous: dict | None, resolved_config: dict) -> bool:
     """A rerun of a sweep skips runs that already completed (or diverged) with the very same settings."""
     if not previous or previous.get("status") not in results.FINISHED_STATUSES:
         return False
-    strip = lambda config: {key: value for key, value in config.items() if key != "force"}  # noqa: E731
-    return strip(previous.get("config", {})) == strip(resolved_config)
+    return _experiment_settings(previous.get("config", {})) == _experiment_settings(resolved_config)
 
 
 def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrides: list[str]) -> dict:
