@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes, so old caches are rebuilt
 TFDS_NAME = "tf_flowers:3.0.1"
+TFDS_DOWNLOAD_HOST = "download.tensorflow.org"  # where tfds' tf_flowers builder downloads flower_photos.tgz
 
 
 @dataclass
@@ -148,6 +150,15 @@ def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray,
     return [files[i] for i in order], np.asarray(labels, np.int32)[order], class_names
 
 
+def download_reachable(host: str = TFDS_DOWNLOAD_HOST, port: int = 80, timeout_s: float = 5.0) -> bool:
+    """Whether tfds' download server answers at all (DNS and TCP), checked before tfds starts its retries."""
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 def _tfds_load(cfg: DatasetConfig):
     """``tfds.load("tf_flowers")``, the whole published split, with errors a user can act on."""
     hint = (
@@ -158,6 +169,11 @@ def _tfds_load(cfg: DatasetConfig):
         import tensorflow_datasets as tfds  # lazy: only the tfds source needs TensorFlow in this process
     except ImportError as exc:
         raise DataError(f"dataset.source=tfds needs tensorflow-datasets ({exc}); {hint}") from exc
+    if not tfds.builder(TFDS_NAME, data_dir=cfg.data_dir).is_prepared() and not download_reachable():
+        # Fail in seconds: tfds would retry the download for minutes before giving up.
+        raise DataError(
+            f"{TFDS_NAME} is not in the tfds data_dir and {TFDS_DOWNLOAD_HOST} is unreachable; {hint}"
+        )
     try:
         dataset, info = tfds.load(
             TFDS_NAME, split="train", data_dir=cfg.data_dir, as_supervised=True, with_info=True

@@ -124,9 +124,10 @@ def test_batches_keep_the_last_partial_batch():
     assert data_lib.steps_per_epoch(10, 4) == 3
 
 
-def test_tfds_source_through_its_real_code_path(cache_dir):
+def test_tfds_source_through_its_real_code_path(cache_dir, monkeypatch):
     """tfds cannot download here; its mock_data fills tf_flowers with random photos through the same calls."""
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data_lib, "download_reachable", lambda: True)  # mock_data stands in for the download
     config = DatasetConfig(source="tfds", cache_dir=str(cache_dir), image_size=16, max_per_class=3)
     with tfds.testing.mock_data(num_examples=40):
         flowers = data_lib.load_flowers(config)
@@ -146,6 +147,9 @@ def test_unreachable_tfds_says_how_to_use_a_local_folder(cache_dir, monkeypatch)
         raise ConnectionError("Failed to resolve 'download.tensorflow.org'")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(
+        data_lib, "download_reachable", lambda: True
+    )  # reachable, but the download then fails
     with pytest.raises(
         DataError, match="could not load tf_flowers.*set FLOWER_PHOTOS=/path/to/flower_photos"
     ):
@@ -157,3 +161,13 @@ def test_real_photos_through_flower_photos(real_photos, cache_dir):
     assert flowers.class_names == list(CLASSES)
     assert len(flowers.train_labels) == 16 and len(flowers.val_labels) == 4
     assert flowers.train_images.std() > 10  # real, varied photos, not blank decodes
+
+
+def test_offline_tfds_fails_in_seconds_not_minutes(tmp_path, cache_dir, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data_lib, "download_reachable", lambda: False)
+    config = DatasetConfig(
+        source="tfds", data_dir=str(tmp_path / "tfds"), cache_dir=str(cache_dir), image_size=16
+    )
+    with pytest.raises(DataError, match="unreachable; without internet, use a local copy"):
+        data_lib.load_flowers(config)
