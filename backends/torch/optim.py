@@ -1,0 +1,155 @@
+"""Optimizer and learning-rate-schedule configs translated to torch, matching Keras update for update.
+
+Keras is the reference (DESIGN.md, "Parity"). Besides choosing torch's arguments, the translation needs:
+
+- L2: Keras adds ``l2 * sum(kernel**2)`` to the loss, so the gradient gains ``2 * l2 * kernel``; torch's
+  coupled ``weight_decay`` adds ``weight_decay * w`` to the gradient, hence ``weight_decay = 2 * l2`` in a
+  group of kernels only. (The trainer reports the penalty; it is never back-propagated a second time.)
+- Adam's epsilon (:class:`KerasStep`, every step): Keras adds its epsilon-hat to ``sqrt(v)`` inside the
+  bias-corrected step, torch adds eps to ``sqrt(v / (1 - beta_2**t))``; they agree when torch's eps is
+  ``epsilon_hat / sqrt(1 - beta_2**t)``.
+- SGD momentum under a schedule (:class:`KerasStep`, every step): Keras' velocity accumulates ``lr * g``,
+  torch's buffer accumulates ``g`` and is multiplied by the *current* lr; rescaling the buffer by
+  ``lr_{t-1} / lr_t`` keeps them equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.config import AdamL2Config, AdamWConfig, OptimizerConfig, ScheduleConfig, SGDL2Config
+
+LrFactor = Callable[[int], float]
+
+
+def kernel_l2(optimizer: OptimizerConfig) -> float:
+    """The L2 factor on kernels (0 for AdamW, whose decay is decoupled and lives in the optimizer)."""
+    return getattr(optimizer, "l2", 0.0)
+
+
+def lr_factor(schedule: ScheduleConfig, total_steps: int) -> LrFactor | None:
+    """``lr_t / lr0`` as a function of the step t (0-based), as Keras' schedules define it; None: constant."""
+    if schedule.name == "constant":
+        return None
+    if schedule.name == "inverse_time":  # Keras InverseTimeDecay(lr0, decay_steps=1, decay_rate)
+        return lambda step: 1.0 / (1.0 + schedule.decay_rate * step)
+    if schedule.name == "cosine":  # Keras CosineDecay(lr0, decay_steps=total_steps, alpha)
+        alpha = schedule.alpha
+        return lambda step: (
+            (1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) + alpha
+        )
+    raise ValueError(f"unknown schedule {schedule.name!r}")  # unreachable: the config schema checks names
+
+
+def _param_groups(
+    optimizer: OptimizerConfig, kernels: list[nn.Parameter], biases: list[nn.Parameter]
+) -> list[dict[str, Any]]:
+    """L2 as coupled weight decay on kernels only; AdamW decays every variable, biases too, as Keras does."""
+    if isinstance(optimizer, AdamWConfig):
+        return [{"params": kernels + biases, "weight_decay": optimizer.weight_decay}]
+    return [
+        {"params": kernels, "weight_decay": 2 * kernel_l2(optimizer)},
+        {"params": biases, "weight_decay": 0.0},
+    ]
+
+
+def _make_torch_optimizer(optimizer: OptimizerConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    # fused: one kernel per step for all parameters (CPU and CUDA); the dense kernel alone has 16.6 M weights
+    # at 180 px. weight_decay is always set per group, so torch's defaults (e.g. AdamW's 0.01) never apply.
+    if isinstance(optimizer, SGDL2Config):
+        return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=True)
+    betas = (optimizer.beta_1, optimizer.beta_2)
+    if isinstance(optimizer, AdamWConfig):
+        return torch.optim.AdamW(groups, lr=optimizer.lr, betas=betas, eps=optimizer.epsilon, fused=True)
+    if isinstance(optimizer, AdamL2Config):
+        return torch.optim.Adam(groups, lr=optimizer.lr, betas=betas, eps=optimizer.epsilon, fused=True)
+    raise ValueError(f"unknown optimizer {optimizer.name!r}")  # unreachable: the config schema checks names
+
+
+class KerasStep:
+    """A torch optimizer and its per-batch schedule, stepped so that each update equals Keras' update.
+
+    Args:
+        optimizer: the torch optimizer, built by :func:`make_optimizer`.
+        factor: ``lr_t / lr0`` per step, or None for a constant lr.
+        epsilon_hat: Keras' Adam epsilon, or None for SGD.
+        beta_2: Adam's second-moment decay (ignored for SGD).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        factor: LrFactor | None,
+        epsilon_hat: float | None,
+        beta_2: float,
+    ):
+        self.optimizer = optimizer
+        self.scheduler = None if factor is None else torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        self.epsilon_hat, self.beta_2 = epsilon_hat, beta_2
+        self.steps = 0
+        self._previous_lr = self.learning_rate()
+
+    def learning_rate(self) -> float:
+        """The lr the next step will use."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self) -> None:
+        """Apply the gradients already in ``.grad`` (one batch), then advance the schedule."""
+        if self.epsilon_hat is not None:
+            self._set_adam_epsilon()
+        elif self.scheduler is not None:
+            self._rescale_momentum()
+        self.optimizer.step()
+        self._previous_lr = self.learning_rate()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.steps += 1
+
+    def _set_adam_epsilon(self) -> None:
+        """torch's eps for the step about to be taken (t = steps + 1), equal to Keras' epsilon-hat."""
+        eps = self.epsilon_hat / math.sqrt(1.0 - self.beta_2 ** (self.steps + 1))
+        for group in self.optimizer.param_groups:
+            group["eps"] = eps
+
+    def _rescale_momentum(self) -> None:
+        """Keep ``-lr * buffer`` equal to Keras' velocity although torch is about to use a new lr.
+
+        After step t-1, Keras' velocity is ``-lr_{t-1} * buffer``; step t multiplies the buffer by lr_t.
+        """
+        lr = self.learning_rate()
+        if lr == self._previous_lr or lr == 0.0:  # nothing to do, or not representable (a cosine's very end)
+            return
+        buffers = [
+            state["momentum_buffer"] for state in self.optimizer.state.values() if "momentum_buffer" in state
+        ]
+        for buffer in buffers:  # none before the first step
+            buffer.mul_(self._previous_lr / lr)
+
+
+def make_optimizer(
+    optimizer: OptimizerConfig,
+    schedule: ScheduleConfig,
+    total_steps: int,
+    kernels: list[nn.Parameter],
+    biases: list[nn.Parameter],
+) -> KerasStep:
+    """The one factory: optimizer and schedule configs in, a stepper with Keras' semantics out.
+
+    Args:
+        total_steps: batches in the whole run, over which a cosine schedule decays.
+        kernels: conv and dense kernels (they carry the L2 penalty).
+        biases: the other trainable parameters.
+    """
+    torch_optimizer = _make_torch_optimizer(optimizer, _param_groups(optimizer, kernels, biases))
+    is_adam = isinstance(optimizer, (AdamL2Config, AdamWConfig))
+    return KerasStep(
+        torch_optimizer,
+        lr_factor(schedule, total_steps),
+        epsilon_hat=optimizer.epsilon if is_adam else None,
+        beta_2=optimizer.beta_2 if is_adam else 0.0,
+    )

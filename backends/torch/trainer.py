@@ -1,0 +1,180 @@
+"""PyTorch implementation of :class:`bench.backend.Trainer`, at parity with the Keras backend.
+
+One training step serves every optimizer (the differences live in optim.py). Loss and accuracy sums stay on
+the device during the epoch and are read once at its end, so a step never waits for the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import platform
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backends.torch import model as model_lib
+from backends.torch import optim
+from bench import backend
+from bench.architecture import CNNSpec
+from bench.config import RunConfig
+from bench.errors import ConfigError
+
+
+def _keep_freed_memory_for_reuse() -> None:
+    """Make glibc's malloc serve every block from its heap and keep freed memory, like a caching allocator.
+
+    torch has no caching allocator on CPU, and glibc serves each block over 32 MB (every large activation
+    here) with a fresh mmap, unmapped again when freed: each step page-faults all its activations back in, the
+    kernel zero-filling every page first. That was ~40 % of a step's CPU time at 180 px; reused from the heap,
+    pages fault in once. The heap then keeps its peak size, as a caching allocator does. A no-op where the C
+    library has no ``mallopt`` (not glibc).
+    """
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(m_mmap_max, 0)
+        libc.mallopt(m_trim_threshold, 2**31 - 1)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _configure_runtime(run: RunConfig) -> torch.device:
+    """Seed, determinism, threads and device; returns the device to train on."""
+    if run.backend.device == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("backend.device=gpu, but torch sees no CUDA GPU; use backend.device=auto or cpu")
+    use_gpu = run.backend.device != "cpu" and torch.cuda.is_available()
+    torch.set_num_threads(run.backend.threads or len(os.sched_getaffinity(0)))
+    torch.manual_seed(run.seed)
+    torch.use_deterministic_algorithms(True)
+    # Deterministic mode also NaN-fills every new tensor (to expose reads of uninitialised memory): an extra
+    # write of each activation, ~5 % of a step here. The kernels used write all of their outputs, so results
+    # stay bit-identical run to run without it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.benchmark = False  # autotuning may pick another (non-deterministic) kernel per run
+    if not use_gpu:
+        _keep_freed_memory_for_reuse()
+    return torch.device("cuda" if use_gpu else "cpu")
+
+
+class Trainer(backend.Trainer):
+    def __init__(
+        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+    ):
+        self.run, self.spec = run, spec
+        self.device = _configure_runtime(run)
+        # channels_last matches the NHWC batches (no transpose copy) and is oneDNN's fast layout on CPU.
+        self.model = model_lib.build_model(spec).to(self.device, memory_format=torch.channels_last)
+        model_lib.set_weights(self.model, spec, initial_weights)
+        self.kernels = model_lib.kernels(self.model, spec)
+        biases = model_lib.biases(self.model, spec)
+        self.stepper = optim.make_optimizer(
+            run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, biases
+        )
+        self.l2 = optim.kernel_l2(run.optimizer)
+        self.bf16 = run.train.precision == "bf16"
+
+    def _inputs(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 NHWC numpy → float32 in [0, 1], NCHW-shaped but channels_last in memory (a free view)."""
+        x = torch.from_numpy(np.asarray(images)).to(self.device).permute(0, 3, 1, 2)
+        x = x.float() / 255.0  # the same division as Keras' cast / 255, so the inputs match to the bit
+        return x, torch.from_numpy(np.asarray(labels, np.int64)).to(self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast around the forward pass; weights and optimizer state stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            # float32 logits: the softmax cross-entropy at full precision, like Keras' float32 logits layer.
+            return self.model(x).float()
+
+    @torch.no_grad()
+    def _penalty(self) -> torch.Tensor:
+        """``l2 * sum(kernel**2)`` of the current weights: reported in the loss, never back-propagated (the
+        optimizer's weight_decay already adds its gradient)."""
+        if self.l2 == 0:
+            return torch.zeros((), device=self.device)
+        return self.l2 * torch.stack([kernel.square().sum() for kernel in self.kernels]).sum()
+
+    @staticmethod
+    def _sums(
+        ce: torch.Tensor, penalty: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """This batch's (loss, cross-entropy, correct) sums, on the device, in float64."""
+        n = labels.shape[0]
+        ce_sum = ce.detach().double() * n
+        correct = (logits.detach().argmax(1) == labels).sum().double()
+        return torch.stack([ce_sum + penalty.double() * n, ce_sum, correct])
+
+    def _train_step(self, images: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        x, y = self._inputs(images, labels)
+        penalty = self._penalty()  # of the weights this forward pass uses, before the update
+        logits = self._logits(x)
+        ce = F.cross_entropy(logits, y)  # mean, = Keras' SparseCategoricalCrossentropy(from_logits=True)
+        self.stepper.optimizer.zero_grad(set_to_none=True)
+        ce.backward()
+        self.stepper.step()
+        return self._sums(ce, penalty, logits, y)
+
+    @torch.inference_mode()
+    def _eval_step(self, images: np.ndarray, labels: np.ndarray, penalty: torch.Tensor) -> torch.Tensor:
+        x, y = self._inputs(images, labels)
+        logits = self._logits(x)
+        return self._sums(F.cross_entropy(logits, y), penalty, logits, y)
+
+    @staticmethod
+    def _metrics(sums: torch.Tensor, n: int) -> backend.EpochMetrics:
+        loss_sum, ce_sum, correct = sums.tolist()  # the epoch's one device → host transfer
+        return backend.EpochMetrics(loss=loss_sum / n, accuracy=correct / n, ce_loss=ce_sum / n, images=n)
+
+    def train_epoch(
+        self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None
+    ) -> backend.EpochMetrics:
+        self.model.train()
+        sums, n = torch.zeros(3, dtype=torch.float64, device=self.device), 0
+        for images, labels in batches:
+            sums += self._train_step(images, labels)
+            n += len(labels)
+            if on_step is not None:
+                on_step(len(labels))
+        return self._metrics(sums, n)
+
+    def evaluate(self, batches: Iterable[backend.Batch]) -> backend.EpochMetrics:
+        self.model.eval()
+        sums, n = torch.zeros(3, dtype=torch.float64, device=self.device), 0
+        penalty = self._penalty()  # the weights do not change during evaluation
+        for images, labels in batches:
+            sums += self._eval_step(images, labels, penalty)
+            n += len(labels)
+        return self._metrics(sums, n)
+
+    @torch.inference_mode()
+    def predict_logits(self, images: np.ndarray) -> np.ndarray:
+        """Float32 logits of uint8 images, dropout off (used by the parity tests)."""
+        self.model.eval()
+        return self._logits(self._inputs(images, np.zeros(len(images)))[0]).cpu().numpy()
+
+    def learning_rate(self) -> float:
+        return self.stepper.learning_rate()
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return model_lib.get_weights(self.model, self.spec)
+
+    def environment(self) -> dict[str, Any]:
+        on_gpu = self.device.type == "cuda"
+        return {
+            "framework": "torch",
+            "torch_version": torch.__version__,
+            "device": torch.cuda.get_device_name(self.device) if on_gpu else "cpu",
+            "threads": torch.get_num_threads(),
+            "precision": self.run.train.precision,
+            "memory_format": "channels_last",
+            "deterministic": True,
+            "cpu": platform.processor() or platform.machine(),
+        }
