@@ -24,6 +24,7 @@ from bench.architecture import CNNSpec, initial_weights
 from bench.backend import Trainer, load_backend
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.timing import StepTimer, images_per_second
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,14 @@ def _epoch(trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: i
     """Train one epoch on this seed's batch order, then evaluate: one metrics.jsonl row."""
     order = data_lib.epoch_order(run.seed, epoch, len(data.train_labels))
     batches = data_lib.iterate_batches(data.train_images, data.train_labels, run.train.batch_size, order)
+    steps = StepTimer()  # the same step timing as python -m bench.throughput and the benchmarks
+
+    def on_step(n_images: int) -> None:
+        steps(n_images)
+        progress.update(n_images)
+
     started = time.perf_counter()
-    train = trainer.train_epoch(batches, on_step=progress.update)
+    train = trainer.train_epoch(batches, on_step=on_step)
     train_time = time.perf_counter() - started
     val = trainer.evaluate(data_lib.iterate_batches(data.val_images, data.val_labels, run.train.batch_size))
     epoch_time = time.perf_counter() - started
@@ -71,7 +78,8 @@ def _epoch(trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: i
         "epoch_time_s": epoch_time,
         "train_time_s": train_time,
         "eval_time_s": epoch_time - train_time,
-        "train_images_per_s": train.images / train_time,
+        "train_images_per_s": images_per_second(train.images, train_time),
+        "step_images_per_s_median": steps.stats().images_per_s,
         "train_images": train.images,
         "steps": data_lib.steps_per_epoch(train.images, run.train.batch_size),
     }
@@ -118,9 +126,14 @@ def _train(run: RunConfig, run_dir: Path, history: list[dict], result: dict) -> 
 NOT_EXPERIMENT_KEYS = ("force", "report", "throughput")
 
 
+# Keys inside a section that change how fast a run goes or where its files live, not what it computes.
+NOT_EXPERIMENT_FIELDS = {"dataset": ("cache_dir",), "backend": ("threads",)}
+
+
 def _experiment_settings(config: dict) -> dict:
     settings = {key: value for key, value in config.items() if key not in NOT_EXPERIMENT_KEYS}
-    settings["dataset"] = {k: v for k, v in settings.get("dataset", {}).items() if k != "cache_dir"}
+    for section, fields in NOT_EXPERIMENT_FIELDS.items():
+        settings[section] = {k: v for k, v in settings.get(section, {}).items() if k not in fields}
     return settings
 
 

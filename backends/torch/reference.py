@@ -1,0 +1,136 @@
+"""Yardsticks for the torch backend's speed: a plain PyTorch training loop and the machine's matmul peak.
+
+``python -m bench.throughput`` compares the suite's :class:`~backends.torch.trainer.Trainer` with these. The
+bare loop is the textbook one, with nothing of flowerbench's machinery: an ``nn.Sequential`` of the same
+layers in channels_last memory format, a stock fused ``torch.optim`` optimizer (L2 as ``weight_decay`` on all
+parameters), and per batch ``zero_grad`` / forward / ``cross_entropy`` / ``backward`` / ``step``, under
+``torch.autocast`` for bf16. Only the layer sizes (:class:`CNNSpec`) and the starting weights come from the
+suite: both train the same architecture at the same cost per step. Threads and deterministic algorithms are
+process-wide: the bare loop runs with whatever the suite's Trainer set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.architecture import CNNSpec
+from bench.timing import Stopwatch, time_calls
+
+# Penalty and decay factors of the seed blog; their values do not change what a step costs.
+L2 = 1e-3
+WEIGHT_DECAY = 1e-3
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _build_model(spec: CNNSpec) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    in_channels = spec.channels
+    for filters in spec.filters:
+        layers += [
+            nn.Conv2d(in_channels, filters, spec.kernel_size, padding="same"),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Dropout(spec.dropout),
+        ]
+        in_channels = filters
+    layers += [
+        nn.Flatten(),
+        nn.Linear(spec.flat_features, spec.dense_units),
+        nn.ReLU(),
+        nn.Linear(spec.dense_units, spec.num_classes),
+    ]
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def _load_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
+    """Copy the neutral (Keras-layout) weights in, in layer order. The dense rows stay in Keras' HWC order:
+    the function differs from the suite's, its cost does not."""
+    kernels = [w for name, w in weights.items() if name.endswith("/kernel")]
+    biases = [w for name, w in weights.items() if name.endswith("/bias")]
+    weighted = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for module, kernel, bias in zip(weighted, kernels, biases, strict=True):
+        kernel = (
+            kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
+        )  # HWIO → OIHW, (in, out) → (out, in)
+        module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+        module.bias.copy_(torch.from_numpy(bias))
+
+
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    # fused=True, as the suite uses: torch's CPU default (a for-loop over parameters) costs 30 ms (SGD) to
+    # 95 ms (Adam) more per step on the 16.6 M-weight dense layer at 180 px, which would be counted as the
+    # suite's "negative overhead" instead of what it is, a choice of optimizer kernel.
+    if name == "sgd_l2":
+        return torch.optim.SGD(params, lr, momentum=0.9, weight_decay=2 * L2, fused=True)
+    if name == "adam_l2":
+        return torch.optim.Adam(params, lr, weight_decay=2 * L2, fused=True)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr, weight_decay=WEIGHT_DECAY, fused=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class BareLoop:
+    """The flowers CNN and a stock optimizer; :meth:`train` may be called again and again."""
+
+    def __init__(
+        self,
+        spec: CNNSpec,
+        weights: dict[str, np.ndarray],
+        optimizer: str,
+        lr: float,
+        batch_size: int,
+        precision: str = "fp32",
+    ):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = _build_model(spec).to(self.device, memory_format=torch.channels_last)
+        _load_weights(self.model, weights)
+        self.optimizer = _optimizer(optimizer, self.model.parameters(), lr)
+        self.batch_size, self.bf16 = batch_size, precision == "bf16"
+
+    def _step(self, images: np.ndarray, labels: np.ndarray) -> None:
+        # NHWC uint8 → an NCHW view whose memory is already channels_last; scaled on the device.
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255
+        y = torch.from_numpy(labels.astype(np.int64)).to(self.device)
+        self.optimizer.zero_grad()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = F.cross_entropy(self.model(x).float(), y)
+        loss.backward()
+        self.optimizer.step()
+        if self.device.type == "cuda":
+            loss.item()  # wait for the step, as a loop that logs its loss does; CPU steps are synchronous
+
+    def train(self, images: np.ndarray, labels: np.ndarray) -> list[float]:
+        """One pass over the uint8 NHWC ``images`` in whole batches; seconds of each step.
+
+        The first call's first steps include one-off costs (oneDNN kernel selection, first-touch allocations):
+        the caller discards them as warm-up.
+        """
+        self.model.train()
+        step_times = []
+        for start in range(0, len(images) // self.batch_size * self.batch_size, self.batch_size):
+            with Stopwatch() as watch:
+                self._step(images[start : start + self.batch_size], labels[start : start + self.batch_size])
+            step_times.append(watch.seconds)
+        return step_times
+
+
+def matmul_gflops(size: int, dtype: str = "fp32", repeats: int = 5) -> float | None:
+    """The best GFLOP/s of ``size`` x ``size`` matmuls over ``repeats`` (after one warm-up), or None when
+    torch has no ``dtype`` matmul on this device. Best, not median: a peak is what the machine can do, and a
+    neighbour's process only ever slows a repeat down."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator = torch.Generator(device).manual_seed(0)
+    try:
+        a, b = (
+            torch.rand(size, size, generator=generator, device=device, dtype=TORCH_DTYPES[dtype])
+            for _ in "ab"
+        )
+        sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+        seconds = time_calls(lambda: (torch.mm(a, b), sync()), repeats)
+    except RuntimeError:  # "not implemented for 'BFloat16'" on old CPUs or builds
+        return None
+    return 2 * size**3 / min(seconds) / 1e9

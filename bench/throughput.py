@@ -1,0 +1,163 @@
+"""``python -m bench.throughput``: how fast the suite trains, next to a bare loop and the machine's matmul peak.
+
+The same Hydra app and config as ``python -m bench``, so every override works the same way::
+
+    python -m bench.throughput                                          # Keras, SGD+L2, 180 px, batch 32, fp32
+    python -m bench.throughput backend=torch optimizer=adamw train.precision=bf16 throughput.timed_steps=20
+    python -m bench.throughput hydra.run.dir=outputs/throughput/torch-bf16
+
+In one process it times (1) the suite's own ``Trainer.train_epoch`` on the runner's batches, step by step,
+(2) the backend's bare training loop (``backends/<name>/reference.py``: what a user would write without
+flowerbench) on the same images, taking turns with (1), and (3) the backend's matmul peak in fp32 and bf16.
+Warm-up steps (``throughput.warmup_steps``: tracing, first-touch allocations) are discarded;
+``throughput.timed_steps`` are timed on each side. The images are random uint8 pixels of
+``dataset.image_size`` (5 classes, as tf_flowers): decoding is not what is timed, and pixel values do not
+change the cost of a dense CNN step, so no photos are needed.
+
+Prints a table and writes ``throughput.json`` in the Hydra run directory (``hydra.run.dir``, by default
+``outputs/runs/<date>/<time>``). Its rates are defined in :mod:`bench.timing`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from bench import data as data_lib
+from bench import results
+from bench.__main__ import CONFIG_DIR, _remove_if_untouched
+from bench.architecture import CNNSpec, initial_weights
+from bench.backend import Trainer, load_backend
+from bench.config import RunConfig, register_configs, validate
+from bench.errors import BenchError
+from bench.io import atomic_write_json
+from bench.timing import StepTimer, ThroughputStats
+
+register_configs()
+THROUGHPUT_FILE = "throughput.json"
+NUM_CLASSES = 5  # tf_flowers' classes: the logits layer's size, the only thing the photos would decide
+MATMUL_DTYPES = ("fp32", "bf16")
+# The suite and the bare loop take turns of this many timed steps, so that a neighbour's load on a shared
+# machine slows both alike instead of whichever happened to run at the time.
+ROUND_STEPS = 5
+
+
+def synthetic_images(n: int, image_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random uint8 images (N x H x W x 3) and int32 labels in [0, NUM_CLASSES)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+    return images, rng.integers(0, NUM_CLASSES, n, dtype=np.int32)
+
+
+def time_both(
+    run: RunConfig, trainer: Trainer, bare: Any, images: np.ndarray, labels: np.ndarray
+) -> dict[str, Any]:
+    """Per-step stats of the suite's Trainer and of the bare loop (``backends.<name>.reference.BareLoop``),
+    which take turns of ``ROUND_STEPS`` steps.
+
+    The suite trains on the runner's batches (an epoch's shuffled gathers), the bare loop on contiguous slices
+    of the same images. Each first trains ``warmup_steps`` untimed steps (tracing, first-touch allocations).
+    The first step of a turn also carries that side's per-epoch start (fit's data iterator, the Trainer's
+    metric reset): a few percent of one step in five, which the median ignores.
+    """
+    batch, warmup = run.train.batch_size, run.throughput.warmup_steps
+    order = data_lib.epoch_order(run.seed, 1, len(labels))
+    batches = data_lib.iterate_batches(images, labels, batch, order)
+    trainer.train_epoch(itertools.islice(batches, warmup))
+    bare.train(images[: warmup * batch], labels[: warmup * batch])
+    suite_timer, bare_times = StepTimer(), []
+    end = warmup + run.throughput.timed_steps
+    for first in range(warmup, end, ROUND_STEPS):
+        steps = min(ROUND_STEPS, end - first)
+        trainer.train_epoch(itertools.islice(batches, steps), on_step=suite_timer.start())
+        turn = slice(first * batch, (first + steps) * batch)
+        bare_times += bare.train(images[turn], labels[turn])
+    return {"suite": suite_timer.stats(), "bare_loop": ThroughputStats.from_step_times(bare_times, batch)}
+
+
+def measure(run: RunConfig) -> dict[str, Any]:
+    """Everything ``throughput.json`` holds, for one configuration."""
+    spec = CNNSpec.from_config(run.model, run.dataset.image_size, NUM_CLASSES)
+    weights = initial_weights(spec, run.seed)
+    n_steps = run.throughput.warmup_steps + run.throughput.timed_steps
+    images, labels = synthetic_images(n_steps * run.train.batch_size, spec.image_size, run.seed)
+    trainer = load_backend(run.backend.name)(run, spec, weights, n_steps)  # first: it sets threads and seeds
+    reference = importlib.import_module(f"backends.{run.backend.name}.reference")
+    bare = reference.BareLoop(
+        spec, weights, run.optimizer.name, run.optimizer.lr, run.train.batch_size, run.train.precision
+    )
+    timed = time_both(run, trainer, bare, images, labels)
+    suite, bare_loop = timed["suite"], timed["bare_loop"]
+    peaks = {dtype: reference.matmul_gflops(run.throughput.matmul_size, dtype) for dtype in MATMUL_DTYPES}
+    flops = spec.train_flops_per_image()
+    achieved = suite.images_per_s * flops / 1e9
+    environment = trainer.environment()
+    return {
+        "backend": run.backend.name,
+        "optimizer": run.optimizer.name,
+        "precision": run.train.precision,
+        "image_size": spec.image_size,
+        "batch_size": run.train.batch_size,
+        "threads": environment.get("threads"),
+        "warmup_steps": run.throughput.warmup_steps,
+        "suite": suite.as_dict(),
+        "bare_loop": bare_loop.as_dict(),
+        "runner_overhead": 1 - suite.images_per_s / bare_loop.images_per_s,
+        "matmul_size": run.throughput.matmul_size,
+        "matmul_gflops": peaks,
+        "train_flops_per_image": flops,
+        "achieved_gflops": achieved,
+        "fraction_of_fp32_peak": achieved / peaks["fp32"] if peaks["fp32"] else None,
+        "environment": results.environment(environment),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable summary printed at the end."""
+    rows = [
+        f"{result['backend']} {result['optimizer']} {result['precision']}, {result['image_size']} px, "
+        f"batch {result['batch_size']}, {result['threads']} threads",
+        f"{'':<16}{'img/s median':>13}{'IQR':>8}{'min':>8}{'max':>8}{'steps':>7}",
+    ]
+    for label, key in (("suite Trainer", "suite"), ("bare loop", "bare_loop")):
+        s = result[key]
+        rows.append(
+            f"{label:<16}{s['images_per_s']:>13.1f}{s['iqr']:>8.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['n_steps']:>7}"
+        )
+    peaks = ", ".join(f"{k} {v:.0f}" if v else f"{k} n/a" for k, v in result["matmul_gflops"].items())
+    fraction = result["fraction_of_fp32_peak"]
+    rows += [
+        f"runner overhead: {result['runner_overhead']:.1%} (1 - suite / bare loop)",
+        f"matmul peak GFLOP/s ({result['matmul_size']}^2): {peaks}",
+        f"model: {result['train_flops_per_image'] / 1e9:.3f} GFLOP per training image -> suite at "
+        f"{result['achieved_gflops']:.1f} GFLOP/s"
+        + (f" = {fraction:.1%} of the fp32 peak" if fraction else ""),
+    ]
+    return "\n".join(rows)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def app(cfg: DictConfig) -> None:
+    """Validate, measure, write throughput.json; bad input ends in one line on stderr, as in ``python -m bench``."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = measure(validate(cfg))
+    except BenchError as exc:
+        _remove_if_untouched(run_dir)
+        print(f"flowerbench: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    atomic_write_json(run_dir / THROUGHPUT_FILE, result)
+    print(format_table(result))
+    print(f"wrote {run_dir / THROUGHPUT_FILE}")
+
+
+if __name__ == "__main__":
+    app()
