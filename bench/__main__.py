@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from bench import failures
 from bench.config import register_configs, validate
 from bench.errors import BenchError
 from bench.runner import RunInterrupted, run_experiment
@@ -26,9 +27,6 @@ log = logging.getLogger("bench")
 register_configs()
 # An absolute path, so the app finds conf/ however it is started (python -m bench, the flowerbench script, tests).
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-# Jobs that failed in this process; main() turns them into a non-zero exit once the sweep has ended.
-FAILED_RUNS: list[str] = []
 
 
 def _remove_if_untouched(run_dir: Path) -> None:
@@ -61,18 +59,19 @@ def app(cfg: DictConfig) -> float | None:
         print(f"\nflowerbench: interrupted ({exc or 'SIGINT'}); finished epochs are in {run_dir}; "
               f"{_resume_hint(run_dir)}", file=sys.stderr)  # fmt: skip
         raise SystemExit(130) from None
-    if result["status"] == "failed":
-        FAILED_RUNS.append(str(run_dir))
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            print(f"flowerbench: error: run failed: {result['error']} (see {run_dir})", file=sys.stderr)
-            raise SystemExit(1)
+    # In a multirun a failed job returns normally, so the sweep goes on and its end-of-sweep callbacks run;
+    # bench.failures.FailedRunsCheck then finds it in the result.json files, whichever process ran it.
+    if result["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+        print(f"flowerbench: error: run failed: {result['error']} (see {run_dir})", file=sys.stderr)
+        raise SystemExit(1)
     return result["final"]["val_accuracy"]
 
 
 def main() -> None:
     app()
-    if FAILED_RUNS:
-        print(f"flowerbench: {len(FAILED_RUNS)} run(s) failed: " + ", ".join(FAILED_RUNS), file=sys.stderr)
+    if failures.FAILED_RUNS:
+        failed = failures.FAILED_RUNS
+        print(f"flowerbench: {len(failed)} run(s) failed: " + ", ".join(failed), file=sys.stderr)
         raise SystemExit(1)
 
 

@@ -15,6 +15,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bench.errors import ConfigError
+from bench.resolvers import register_resolvers
+
+# conf/ uses ${threads_per_job:} and ${jobs_at_once:}: registered on import, so that every process that
+# validates a config (the launching one, and each joblib or submitit worker) can resolve them.
+register_resolvers()
 
 BACKENDS = ("keras", "torch")
 PRECISIONS = ("fp32", "bf16")

@@ -115,7 +115,7 @@ def test_cli_help_lists_groups_and_cfg_job_prints_config(tmp_path):
     for group in (
         "backend: keras, torch",
         "optimizer: adam_l2, adamw, sgd_l2",
-        "experiment: quick, seed_blog",
+        "experiment: lr_wd_grid_adam_l2, lr_wd_grid_adamw, lr_wd_grid_sgd_l2, quick, seed_blog",
     ):
         assert group in help_text
     job = run_cli("--cfg", "job", "optimizer=adamw", cwd=tmp_path)

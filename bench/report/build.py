@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench.io import atomic_write_text
 from bench.report.groups import DEFAULT_COMPARE, DEFAULT_GROUP_BY, add_labels, choose_grouping
+from bench.report.heatmap import draw_heatmaps
 from bench.report.load import PathsLike, ReportError, RunTable, as_paths, load_run_table
 from bench.report.plots import family, palette, plot_curves, plot_timing
 from bench.report.render import Image, to_html, to_markdown
@@ -136,6 +137,7 @@ def build_report(
         curves=draw_curves(frame, families, grouping.compare, out),
         timing_figure=draw_timing(frame, grouping.compare, out),
         command=regenerate_command(paths, out, metrics, group_by, compare),
+        heatmaps=draw_heatmaps(finals, grouping, out),
     )
     tables = {
         "runs": table.frame,
@@ -143,6 +145,8 @@ def build_report(
         "comparisons": data.comparisons,
         "timing": data.timing,
     }
+    if data.heatmaps:
+        tables["heatmap"] = data.heatmaps.cells
     write_tables(out, tables)
     blocks = build_document(data)
     atomic_write_text(out / "report.md", to_markdown(blocks))

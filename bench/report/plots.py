@@ -114,7 +114,7 @@ def plot_curves(
         text.set_text({"arm": hue_title}.get(text.get_text(), text.get_text()))
     grid.figure.suptitle(f"{name} per epoch ({_band_text(frame)})", y=1.03)
     grid.tight_layout()  # FacetGrid's own layout keeps room for the legend outside the axes
-    return _save(grid.figure, path)
+    return save_figure(grid.figure, path)
 
 
 def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str, path: Path) -> Path:
@@ -149,10 +149,10 @@ def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str, path: Path) -
     ax.legend(title=hue_title, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     """Render to memory then write atomically, so a reader never sees half a PNG."""
     buffer = BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")

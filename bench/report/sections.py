@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.groups import TIMING_ONLY_KEYS, Grouping, format_value, is_ignored, label
+from bench.report.heatmap import Heatmaps
 from bench.report.load import RunTable
 from bench.report.render import Block, Code, Heading, Image, Paragraph, Table
 from bench.report.stats import COMPARISON_METRICS, STATUSES_NOT_AVERAGED, SUMMARY_METRICS
@@ -30,6 +31,7 @@ class ReportData:
     curves: list[Image]
     timing_figure: Image | None
     command: str
+    heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
 
 
 def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
@@ -184,6 +186,10 @@ def curves_section(data: ReportData) -> list[Block]:
     return [Heading("Learning curves"), *data.curves]
 
 
+def heatmap_section(data: ReportData) -> list[Block]:
+    return data.heatmaps.blocks if data.heatmaps else []
+
+
 def _timing_cells(row: pd.Series, grouping: Grouping) -> list[str]:
     speed = {q: fmt(row[f"train_images_per_s_{q}"], digits=1) for q in ("median", "q25", "q75", "min", "max")}
     return [
@@ -312,6 +318,7 @@ SECTIONS = (
     summary_section,
     comparisons_section,
     curves_section,
+    heatmap_section,
     timing_section,
     problems_section,
     settings_section,

@@ -1,0 +1,326 @@
+"""Learning rate x regularization heatmaps, in the style of Loshchilov & Hutter (2019), Fig. 2.
+
+When the runs vary the learning rate (``optimizer.lr``) and the regularization strength (``optimizer.l2`` of
+sgd_l2 and adam_l2, ``optimizer.weight_decay`` of adamw) over a full grid, the report gets one heatmap per
+optimizer (and per backend, or any other setting that varies): final val_accuracy averaged over the completed
+seeds of each cell, log-spaced axes, every cell annotated, the best cell framed.
+
+Coupling is about the ridge: the best regularization for each learning rate. If it changes with the learning
+rate, the two are coupled. :func:`coupling_sentence` measures the
+ridge's slope (decades of regularization per decade of learning rate), says in how many columns the optimum
+stands out from seed noise, and compares the optimizers without claiming more than that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
+
+from bench.report.groups import Grouping, iter_groups, label
+from bench.report.plots import save_figure
+from bench.report.render import Block, Heading, Image, Paragraph
+
+LR_KEY = "optimizer.lr"
+REG_KEYS = {"optimizer.l2": "L2 factor", "optimizer.weight_decay": "weight decay"}
+METRIC = "val_accuracy"
+FIGURE = "heatmap_val_accuracy.png"
+#: Ridge slopes (decades of regularization per decade of lr) that differ by this much count as different.
+CLEAR_SLOPE_DIFFERENCE = 0.5
+#: A column's optimum is resolved when it beats the runner-up by this many standard errors of the difference.
+RESOLVED_SE = 2.0
+
+
+@dataclass
+class Panel:
+    """One heatmap: rows are regularization values, columns learning rates, both ascending."""
+
+    arm: str  # the optimizer (with any setting that comes with it), as the report labels arms
+    stratum: str  # the other settings (e.g. the backend): ridges are compared within one stratum
+    reg_key: str
+    lrs: list[float]
+    regs: list[float]
+    mean: np.ndarray  # mean final val_accuracy of the completed runs of each cell; NaN where there is none
+    n: np.ndarray  # completed runs per cell
+    n_diverged: np.ndarray
+    sd: float  # pooled sd across seeds within cells; NaN when no cell has two completed seeds
+
+    @property
+    def best(self) -> tuple[int, int] | None:
+        """(row, column) of the highest mean, or None when no cell has a completed run."""
+        if np.isnan(self.mean).all():
+            return None
+        return tuple(int(i) for i in np.unravel_index(np.nanargmax(self.mean), self.mean.shape))
+
+
+@dataclass
+class Ridge:
+    """The best regularization of each learning-rate column that has a completed run."""
+
+    lrs: list[float]
+    best_regs: list[float]
+    resolved: list[bool]  # the column's best beats its runner-up beyond seed noise
+    slope: float  # least-squares slope of log10(best reg) on log10(lr); NaN with fewer than 2 columns
+
+    @property
+    def n_resolved(self) -> int:
+        return sum(self.resolved)
+
+
+@dataclass
+class Heatmaps:
+    """What the report shows: its blocks and the cells behind them (heatmap.csv)."""
+
+    blocks: list[Block]
+    cells: pd.DataFrame
+
+
+def _pooled_sd(groups: list[pd.Series]) -> float:
+    """sqrt of the within-cell variances averaged with n-1 weights: the seed noise of one run."""
+    pairs = [(len(g) - 1, g.var(ddof=1)) for g in groups if len(g) > 1]
+    dof = sum(d for d, _ in pairs)
+    return math.sqrt(sum(d * v for d, v in pairs) / dof) if dof else math.nan
+
+
+def _panel(runs: pd.DataFrame, reg_key: str, arm: str, stratum: str) -> Panel | None:
+    """The panel of one optimizer's runs, or None unless they cover a full grid of >= 2 x 2 values."""
+    runs = runs.dropna(subset=[LR_KEY, reg_key])
+    lrs, regs = sorted(runs[LR_KEY].unique()), sorted(runs[reg_key].unique())
+    cells = {key: group for key, group in runs.groupby([reg_key, LR_KEY])}
+    if len(lrs) < 2 or len(regs) < 2 or len(cells) < len(lrs) * len(regs):
+        return None  # an Optuna search samples scattered points: no grid to draw
+    shape = (len(regs), len(lrs))
+    mean, n, n_diverged = np.full(shape, np.nan), np.zeros(shape, int), np.zeros(shape, int)
+    done_scores = []
+    for (i, reg), (j, lr) in itertools.product(enumerate(regs), enumerate(lrs)):
+        cell = cells[(reg, lr)]
+        done = cell.loc[cell["status"] == "completed", METRIC].astype(float)
+        mean[i, j] = done.mean() if len(done) else np.nan
+        n[i, j], n_diverged[i, j] = len(done), int((cell["status"] == "diverged").sum())
+        done_scores.append(done)
+    sd = _pooled_sd(done_scores)
+    return Panel(arm, stratum, reg_key, lrs, regs, mean, n, n_diverged, sd)
+
+
+def find_panels(finals: pd.DataFrame, grouping: Grouping) -> list[Panel]:
+    """One panel per optimizer x other varying setting whose runs form an lr x regularization grid."""
+    reg_keys = [key for key in REG_KEYS if key in finals.columns]
+    if LR_KEY not in finals.columns or not reg_keys:
+        return []
+    grid_keys = {LR_KEY, *REG_KEYS}
+    columns = [c for c in grouping.columns if c not in grid_keys]
+    strata = [c for c in grouping.stratum_label_columns if c not in grid_keys]
+    arms = [c for c in grouping.arm_label_columns if c not in grid_keys]
+    panels = []
+    for _, runs in iter_groups(finals, columns):
+        reg_key = next((key for key in reg_keys if runs[key].notna().any()), None)
+        if reg_key is None:
+            continue
+        first = runs.iloc[0]
+        panel = _panel(runs, reg_key, label(first, arms), label(first, strata))
+        if panel is not None:
+            panels.append(panel)
+    return panels
+
+
+def ridge(panel: Panel) -> Ridge:
+    """Where the best regularization of each learning rate lies, and whether seed noise could move it."""
+    lrs, best_regs, resolved = [], [], []
+    for j, lr in enumerate(panel.lrs):
+        column = panel.mean[:, j]
+        if np.isnan(column).all():
+            continue
+        order = np.argsort(-np.nan_to_num(column, nan=-np.inf), kind="stable")  # best first, empty cells last
+        best, runner_up = order[0], order[1]
+        lrs.append(lr)
+        best_regs.append(panel.regs[best])
+        resolved.append(_beats(panel, (best, j), (runner_up, j)))
+    slope = np.polyfit(np.log10(lrs), np.log10(best_regs), 1)[0] if len(lrs) >= 2 else math.nan
+    return Ridge(lrs, best_regs, resolved, float(slope))
+
+
+def _beats(panel: Panel, a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Cell a's mean exceeds cell b's by more than RESOLVED_SE standard errors of their difference."""
+    if np.isnan(panel.mean[b]):
+        return bool(panel.n_diverged[b])  # the runner-up diverged: the best is the only candidate
+    if math.isnan(panel.sd):
+        return False  # one seed per cell: the noise is unknown, nothing stands out from it
+    se = panel.sd * math.sqrt(1 / panel.n[a] + 1 / panel.n[b])
+    return bool(panel.mean[a] - panel.mean[b] > RESOLVED_SE * se)
+
+
+def tick(value: float) -> str:
+    """Short labels for log-spaced axes: 1e-4, 3e-4, 0.01, 0.1, 1, 10."""
+    if 1e-2 <= value < 1e3:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _signed(slope: float) -> str:
+    return f"{round(slope, 1) + 0.0:+.1f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _ticks(values: list[float]) -> str:
+    return ", ".join(tick(v) for v in values)
+
+
+def describe_ridge(panel: Panel, line: Ridge) -> str:
+    reg = REG_KEYS[panel.reg_key]
+    slope = "no slope" if math.isnan(line.slope) else f"slope {_signed(line.slope)}"
+    return (
+        f"{panel.arm}: best {reg} {_ticks(line.best_regs)} at learning rate {_ticks(line.lrs)} ({slope}; "
+        f"optimum resolved in {line.n_resolved} of {len(line.lrs)} columns)"
+    )
+
+
+def _verdict(ridges: list[tuple[Panel, Ridge]]) -> str:
+    """Whether the optimizers of one stratum differ in how their optimum moves with the learning rate."""
+    names = " and ".join(panel.arm for panel, _ in ridges)
+    unresolved = [panel.arm for panel, line in ridges if line.n_resolved < 2]
+    if unresolved:
+        reason = f"the optimum is resolved in fewer than 2 columns for {', '.join(unresolved)}"
+        return f"No clear difference in coupling between {names}: {reason}."
+    slopes = {panel.arm: line.slope for panel, line in ridges}
+    spread = max(slopes.values()) - min(slopes.values())
+    listed = ", ".join(f"{name} {_signed(slope)}" for name, slope in slopes.items())
+    if spread < CLEAR_SLOPE_DIFFERENCE:
+        return f"No clear difference in coupling between {names}: their ridge slopes are close ({listed})."
+    return f"The optimal regularization moves differently with the learning rate for {names} ({listed})."
+
+
+def coupling_sentence(panels: list[Panel]) -> str:
+    """The ridge of each panel in words, then a verdict per stratum with more than one optimizer."""
+    sentences = []
+    for stratum in dict.fromkeys(panel.stratum for panel in panels):
+        ridges = [(panel, ridge(panel)) for panel in panels if panel.stratum == stratum]
+        ridges = [(panel, line) for panel, line in ridges if line.lrs]  # a grid of diverged runs has none
+        if not ridges:
+            continue
+        where = f"On {stratum}, the" if stratum else "The"
+        described = "; ".join(describe_ridge(panel, line) for panel, line in ridges)
+        sentences.append(f"{where} best regularization per learning rate (the ridge): {described}.")
+        if len(ridges) > 1:
+            sentences.append(_verdict(ridges))
+    return " ".join(sentences) or "No run of the grid completed, so there is no ridge to describe."
+
+
+EXPLANATION = (
+    "Final val_accuracy (%) of completed runs, mean over seeds, on a grid of learning rate x regularization "
+    "(log-spaced axes), in the style of Loshchilov & Hutter (2019), Fig. 2. Thick black frame: the best cell; "
+    "white frames: the best regularization of each learning rate (the ridge); † some seeds diverged (left out "
+    "of the mean); `div` all diverged; — none completed. If regularization and learning rate are coupled, the "
+    "ridge moves with the learning rate: slope -1 (decades of regularization per decade of lr) means only "
+    "their product matters, slope 0 that the best regularization does not depend on the learning rate. "
+    "Keras' and PyTorch's AdamW decay `w <- w - lr * wd * w`, so wd is tied to lr by construction, unlike the "
+    "paper's AdamW, whose decay follows only the schedule. A column's optimum counts as resolved when it "
+    f"beats the column's runner-up by more than {RESOLVED_SE:g} standard errors of the difference (seed sd "
+    "pooled over cells); two ridges are compared only when each is resolved in at least 2 columns, and differ "
+    f"clearly when their slopes differ by {CLEAR_SLOPE_DIFFERENCE:g} or more. File: `heatmap.csv`."
+)
+
+
+def _cell_text(panel: Panel, i: int, j: int) -> str:
+    if panel.n[i, j] == 0:
+        return "div" if panel.n_diverged[i, j] else "—"
+    return f"{100 * panel.mean[i, j]:.1f}" + ("†" if panel.n_diverged[i, j] else "")
+
+
+def _frame(ax: plt.Axes, i: int, j: int, color: str, width: float) -> None:
+    ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor=color, linewidth=width))
+
+
+def _draw_panel(ax: plt.Axes, panel: Panel, limits: tuple[float, float], title: str) -> AxesImage:
+    """One heatmap: cells annotated, the ridge in white frames, the best cell in a thick black one."""
+    image = ax.imshow(100 * panel.mean, origin="lower", cmap="viridis", vmin=limits[0], vmax=limits[1])
+    middle = (limits[0] + limits[1]) / 2
+    for i, j in itertools.product(range(len(panel.regs)), range(len(panel.lrs))):
+        dark = np.isnan(panel.mean[i, j]) or 100 * panel.mean[i, j] < middle  # viridis is dark at the bottom
+        ax.text(j, i, _cell_text(panel, i, j), ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")  # fmt: skip
+    line = ridge(panel)
+    for lr, reg in zip(line.lrs, line.best_regs, strict=True):
+        _frame(ax, panel.regs.index(reg), panel.lrs.index(lr), "white", 1.2)
+    if panel.best is not None:
+        _frame(ax, *panel.best, "black", 2.8)
+    ax.set_xticks(range(len(panel.lrs)), [tick(v) for v in panel.lrs])
+    ax.set_yticks(range(len(panel.regs)), [tick(v) for v in panel.regs])
+    ax.set(xlabel="learning rate (log scale)", ylabel=f"{REG_KEYS[panel.reg_key]} (log scale)")
+    ax.set_title(title, fontsize=10)
+    return image
+
+
+def _seeds_text(panels: list[Panel]) -> str:
+    counts = sorted({int(n) for panel in panels for n in panel.n.ravel() if n})
+    if not counts:
+        return "no completed run"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"mean of {span} seed{'s' if counts[-1] > 1 else ''} per cell"
+
+
+def plot_heatmaps(panels: list[Panel], path: Path) -> Path:
+    """All panels side by side (3 per row) on one colour scale, so that cells compare across panels."""
+    means = np.concatenate([100 * panel.mean.ravel() for panel in panels])
+    limits = (np.nanmin(means), np.nanmax(means)) if not np.isnan(means).all() else (0.0, 100.0)
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    size = (3.9 * columns + 1.2, 3.5 * rows)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False, layout="constrained")
+    several_strata = len({panel.stratum for panel in panels}) > 1
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        title = f"{panel.stratum}, {panel.arm}" if several_strata else panel.arm
+        image = _draw_panel(ax, panel, limits, title)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, label="final val_accuracy (%)", shrink=0.9)
+    fig.suptitle(f"Final val_accuracy (%), {_seeds_text(panels)}", fontsize=11)
+    return save_figure(fig, path)
+
+
+def cells_table(panels: list[Panel]) -> pd.DataFrame:
+    """heatmap.csv: one row per cell of every panel."""
+    rows = []
+    for panel in panels:
+        line = ridge(panel)
+        ridge_cells = set(zip(line.best_regs, line.lrs, strict=True))
+        for (i, reg), (j, lr) in itertools.product(enumerate(panel.regs), enumerate(panel.lrs)):
+            rows.append(
+                {
+                    "stratum": panel.stratum,
+                    "arm": panel.arm,
+                    "learning_rate": lr,
+                    "regularization_key": panel.reg_key,
+                    "regularization": reg,
+                    "n_completed": int(panel.n[i, j]),
+                    "n_diverged": int(panel.n_diverged[i, j]),
+                    f"{METRIC}_mean": panel.mean[i, j],
+                    "best_of_panel": panel.best == (i, j),
+                    "best_of_learning_rate": (reg, lr) in ridge_cells,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def draw_heatmaps(finals: pd.DataFrame, grouping: Grouping, out_dir: Path) -> Heatmaps | None:
+    """The heatmap section of the report, or None when the runs do not form an lr x regularization grid.
+
+    Args:
+        finals: one row per run (its last epoch) with the label columns (``stats.final_epochs``).
+        grouping: the report's grouping; every varying setting but lr and the regularization splits panels.
+        out_dir: where the figure goes.
+    """
+    panels = find_panels(finals, grouping)
+    if not panels:
+        return None
+    plot_heatmaps(panels, out_dir / FIGURE)
+    caption = "Final val_accuracy over learning rate x regularization; see the text above for the marks."
+    blocks: list[Block] = [Heading("Learning rate x regularization"), Paragraph(EXPLANATION)]
+    blocks += [Image(FIGURE, caption), Paragraph(f"**Coupling.** {coupling_sentence(panels)}")]
+    return Heatmaps(blocks, cells_table(panels))

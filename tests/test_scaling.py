@@ -1,0 +1,187 @@
+"""Scale-out and search on the existing engines: joblib and submitit launchers, the Optuna sweeper.
+
+Each launcher test is one tiny sweep in a subprocess, as a user runs it (the launchers start their own worker
+processes, so nothing can be checked in-process). Unit tests cover the objective, the failure scan and the
+thread share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+from bench.config import register_configs
+from bench.failures import failed_runs
+from bench.resolvers import jobs_at_once, threads_per_job
+from bench.search import objective, summary
+from tests.conftest import CONF_DIR, run_cli
+
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs the `scale` extra")
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the `scale` extra")
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the `scale` extra")
+
+TINY_ONE_EPOCH = ["dataset.image_size=16", "train.batch_size=8", "train.epochs=1"]
+
+# Loaded by every Python process of a test that puts its folder on PYTHONPATH, the launcher's workers too:
+# seed 1's training crashes, as a bug or a lost device would, inside whichever process runs the job.
+CRASH_SEED_1 = """
+import bench.runner as runner
+
+real_load_backend = runner.load_backend
+
+
+def load_backend_that_crashes_seed_1(name):
+    trainer_class = real_load_backend(name)
+
+    class CrashingTrainer(trainer_class):
+        def train_epoch(self, batches, on_step=None):
+            if self.run.seed == 1:
+                raise RuntimeError("simulated crash in seed 1")
+            return super().train_epoch(batches, on_step)
+
+    return CrashingTrainer
+
+
+runner.load_backend = load_backend_that_crashes_seed_1
+"""
+
+
+def sweep_args(photos: Path, root: Path, *extra: str) -> list[str]:
+    paths = [
+        f"dataset.path={photos}",
+        f"dataset.cache_dir={root / 'cache'}",
+        f"hydra.sweep.dir={root / 'sweep'}",
+    ]
+    return ["-m", *TINY_ONE_EPOCH, *paths, *extra]
+
+
+def results(sweep: Path) -> dict[int, dict]:
+    """result.json of each job, by seed."""
+    found = (json.loads(path.read_text()) for path in sweep.glob("*/result.json"))
+    return {result["seed"]: result for result in found}
+
+
+def crash_env(tmp_path: Path) -> dict[str, str]:
+    folder = tmp_path / "crash"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(CRASH_SEED_1)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+def test_joblib_sweep_shares_cores_reports_failures_and_resumes(tiny_photos, tmp_path):
+    args = sweep_args(tiny_photos, tmp_path, "seed=0,1", "hydra/launcher=parallel")  # the launcher last
+    first = run_cli(*args, cwd=tmp_path, env=crash_env(tmp_path))
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "1 run(s) failed" in first.stderr and "seed=1" in first.stderr.splitlines()[-1]
+    runs = results(tmp_path / "sweep")
+    assert (runs[0]["status"], runs[1]["status"]) == ("completed", "failed")
+    share = max(1, len(os.sched_getaffinity(0)) // 2)  # the preset runs 2 jobs at once
+    assert runs[0]["config"]["backend"]["threads"] == runs[0]["environment"]["threads"] == share
+    assert (first.stdout + first.stderr).count("report written to") == 1  # once, in the launching process
+    assert (tmp_path / "sweep" / "report" / "summary.csv").exists()
+
+    [job0] = (tmp_path / "sweep").glob("*seed=0*")
+    before = (job0 / "result.json").read_bytes()
+    rerun = run_cli(*args, cwd=tmp_path)  # the crash is gone: the failed job is retried, the other skipped
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (job0 / "result.json").read_bytes() == before
+    assert results(tmp_path / "sweep")[1]["status"] == "completed"
+    finished = {job: (job / "result.json").read_bytes() for job in (tmp_path / "sweep").glob("*seed=*")}
+
+    basic = run_cli(*args[:-1], "report.enabled=false", cwd=tmp_path)  # the same sweep, default launcher
+    assert basic.returncode == 0, basic.stderr[-3000:]
+    assert {job: (job / "result.json").read_bytes() for job in finished} == finished  # all skipped
+
+
+def test_submitit_local_sweep_writes_the_output_contract(tiny_photos, tmp_path):
+    args = sweep_args(tiny_photos, tmp_path, "seed=0,1", "hydra/launcher=submitit_local")
+    result = run_cli(*args, "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = results(tmp_path / "sweep")
+    assert sorted(runs) == [0, 1] and {r["status"] for r in runs.values()} == {"completed"}
+    for job in (tmp_path / "sweep").glob("*seed=*"):
+        assert [json.loads(line)["epoch"] for line in (job / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert runs[0]["config"]["backend"]["threads"] == 1  # cpus_per_task
+    assert any((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))  # each job ran as its own process
+    assert (tmp_path / "sweep" / "report" / "report.md").exists()
+
+
+def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path):
+    args = sweep_args(tiny_photos, tmp_path, "hydra/sweeper=lr_wd_search_adamw", "hydra.sweeper.n_trials=3")
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    trials = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert len(trials) == 3 and {t["optimizer"] for t in trials} == {"adamw"}
+    assert len({t["config"]["optimizer"]["weight_decay"] for t in trials}) == 3  # three sampled settings
+    verdict = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert verdict["best_value"] == max(t["final"]["val_accuracy"] for t in trials)
+    assert set(verdict["best_params"]) == {"optimizer.lr", "optimizer.weight_decay"}
+
+    text = summary(sweep, n_seeds=3)
+    assert "3 settings, 3 runs (0 failed)" in text and "varied: optimizer.lr, optimizer.weight_decay" in text
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("python -m bench -m")]
+    assert len(commands) == 2 and all("seed=1,2,3" in c for c in commands)  # fresh seeds: the search used 0
+    assert "optimizer.weight_decay=0.001" in commands[1]  # the defaults, next to the best setting
+
+    before = {path: path.read_bytes() for path in sweep.glob("*/result.json")}
+    rerun = run_cli(*args, cwd=tmp_path)  # the seeded sampler asks for the same trials: all are skipped
+    assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("skipping") == 3
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def write_result(directory: Path, status: str, seed: int = 0) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "result.json").write_text(json.dumps({"status": status, "seed": seed}))
+    return directory
+
+
+def test_failed_runs_scans_only_failures_written_since_the_sweep_started(tmp_path):
+    old = write_result(tmp_path / "old_failure", "failed")
+    os.utime(old / "result.json", (time.time() - 3600,) * 2)  # from an earlier command in the same directory
+    write_result(tmp_path / "done", "completed")
+    new = write_result(tmp_path / "nested" / "new_failure", "failed")
+    assert failed_runs(tmp_path, since=time.time() - 60) == [str(new)]
+    assert failed_runs(tmp_path) == [str(new), str(old)]
+
+
+@pytest.mark.parametrize(
+    "status, val_accuracy, expected",
+    [
+        ("completed", 0.61, 0.61),
+        ("diverged", 0.2, 0.0),
+        ("completed", float("nan"), 0.0),
+        ("failed", None, None),
+    ],
+)
+def test_objective_is_never_nan(status, val_accuracy, expected):
+    assert objective({"status": status, "final": {"val_accuracy": val_accuracy}}) == expected
+
+
+def launcher_threads(*overrides: str) -> int | None:
+    """backend.threads of the config composed with ``overrides``, as a job of that launcher resolves it."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(config)  # what Hydra does in every job process
+    try:
+        return config.backend.threads
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_each_parallel_job_gets_its_share_of_the_cores():
+    cores = len(os.sched_getaffinity(0))
+    assert jobs_at_once(None) == 1 and jobs_at_once(3) == 3 and jobs_at_once(-1) == cores
+    assert threads_per_job() is None  # outside a Hydra app (tests, notebooks): all cores
+    assert launcher_threads() is None  # the basic launcher runs one job at a time: all cores
+    assert launcher_threads("hydra/launcher=parallel", "hydra.launcher.n_jobs=1") == cores
+    assert launcher_threads("hydra/launcher=parallel", f"hydra.launcher.n_jobs={2 * cores}") == 1
+    assert launcher_threads("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=3") == 3
