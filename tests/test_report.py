@@ -266,6 +266,27 @@ def test_timing_leaves_out_epoch_one(report: Path) -> None:
     assert adamw["wall_time_s_mean"] == pytest.approx(101)  # 100 + seed over the completed seeds 0, 1, 2
 
 
+def test_parity_pairs_each_experiment_run_on_both_backends(report: Path) -> None:
+    parity = pd.read_csv(report / "parity.csv").set_index("optimizer")
+    assert sorted(parity.index) == ["adamw", "sgd_l2"]  # adam_l2 ran on keras only: nothing to pair
+    adamw = parity.loc["adamw"]  # keras ends at val_accuracy 0.5, torch at 0.62, 0.12 apart every epoch
+    assert (adamw["seed"], adamw["epochs"], adamw["dropout"]) == (0, 3, 0.2)
+    # loss = 2.0 - val_accuracy and val_loss = 1.5 - val_accuracy: relative to keras' smallest value
+    assert adamw["loss_max_rel_diff"] == pytest.approx(0.12 / 1.5)
+    assert adamw["val_loss_max_rel_diff"] == pytest.approx(0.12 / 1.0)
+    assert adamw["val_accuracy_max_abs_diff"] == pytest.approx(0.12)
+    assert "## Backend parity" in (report / "report.md").read_text()
+
+
+def test_no_parity_table_without_both_backends(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        write_run(tmp_path, optimizer="adamw", seed=seed)
+        write_run(tmp_path, optimizer="sgd_l2", seed=seed)
+    out = build_report([tmp_path])
+    assert not (out / "parity.csv").exists()
+    assert "Backend parity" not in (out / "report.md").read_text()
+
+
 def test_html_is_self_contained(report: Path) -> None:
     html = (report / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3

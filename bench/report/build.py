@@ -13,6 +13,7 @@ from bench.io import atomic_write_text
 from bench.report.groups import DEFAULT_COMPARE, DEFAULT_GROUP_BY, add_labels, choose_grouping
 from bench.report.heatmap import draw_heatmaps
 from bench.report.load import PathsLike, ReportError, RunTable, as_paths, load_run_table
+from bench.report.parity import backend_parity
 from bench.report.plots import family, palette, plot_curves, plot_timing
 from bench.report.render import Image, to_html, to_markdown
 from bench.report.sections import ReportData, build_document
@@ -138,6 +139,7 @@ def build_report(
         timing_figure=draw_timing(frame, grouping.compare, out),
         command=regenerate_command(paths, out, metrics, group_by, compare),
         heatmaps=draw_heatmaps(finals, grouping, out),
+        parity=backend_parity(table),
     )
     tables = {
         "runs": table.frame,
@@ -147,6 +149,8 @@ def build_report(
     }
     if data.heatmaps:
         tables["heatmap"] = data.heatmaps.cells
+    if not data.parity.empty:
+        tables["parity"] = data.parity
     write_tables(out, tables)
     blocks = build_document(data)
     atomic_write_text(out / "report.md", to_markdown(blocks))

@@ -13,6 +13,7 @@ import pandas as pd
 from bench.report.groups import TIMING_ONLY_KEYS, Grouping, format_value, is_ignored, label
 from bench.report.heatmap import Heatmaps
 from bench.report.load import RunTable
+from bench.report.parity import COLUMNS as PARITY_COLUMNS
 from bench.report.render import Block, Code, Heading, Image, Paragraph, Table
 from bench.report.stats import COMPARISON_METRICS, STATUSES_NOT_AVERAGED, SUMMARY_METRICS
 
@@ -32,6 +33,7 @@ class ReportData:
     timing_figure: Image | None
     command: str
     heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
+    parity: pd.DataFrame | None = None  # only when some experiment ran on both backends
 
 
 def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
@@ -190,6 +192,28 @@ def heatmap_section(data: ReportData) -> list[Block]:
     return data.heatmaps.blocks if data.heatmaps else []
 
 
+def parity_section(data: ReportData) -> list[Block]:
+    if data.parity is None or data.parity.empty:
+        return []
+    keys = [column for column in data.parity.columns if column not in (*PARITY_COLUMNS, "dropout")]
+    header = [*keys, "dropout", "epochs", "loss: max rel. diff", "val_loss: max rel. diff"]
+    header += ["accuracy: max abs. diff", "val_accuracy: max abs. diff"]
+    rows = [
+        [*(format_value(row[key]) for key in [*keys, "dropout", "epochs"])]
+        + [f"{row[column]:.1e}" for column in PARITY_COLUMNS[1:]]
+        for _, row in data.parity.iterrows()
+    ]
+    text = (
+        "Each row is one experiment (same settings, same seed) run on both backends: the largest difference "
+        "between keras and torch over its epochs (loss relative to keras' value; accuracy as a fraction of the "
+        "photos). Both start from the same weights and see the same batches, with the same optimizer "
+        "semantics. With dropout 0 they agree to float32 round-off, which compounds slowly over steps; with "
+        "dropout > 0 each framework draws its own masks, and only seed averages are comparable. "
+        "File: `parity.csv`."
+    )
+    return [Heading("Backend parity"), Paragraph(text), Table(header, rows)]
+
+
 def _timing_cells(row: pd.Series, grouping: Grouping) -> list[str]:
     speed = {q: fmt(row[f"train_images_per_s_{q}"], digits=1) for q in ("median", "q25", "q75", "min", "max")}
     return [
@@ -319,6 +343,7 @@ SECTIONS = (
     comparisons_section,
     curves_section,
     heatmap_section,
+    parity_section,
     timing_section,
     problems_section,
     settings_section,

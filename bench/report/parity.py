@@ -1,0 +1,66 @@
+"""Backend parity: the same experiment on Keras and on torch, compared epoch by epoch (DESIGN.md, "Parity").
+
+A seed means the same experiment on both backends: same initial weights, same batches in the same order, the
+same optimizer semantics. Two completed runs that share every setting (seed included) but the backend should
+then trace the same curves, up to float round-off, when dropout is off; with dropout on, their masks come from
+different random generators and only the seed-averaged results are comparable. This table shows how close
+they came, so a reader can see the guarantee hold (or not) on their own sweep.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.groups import TIMING_ONLY_KEYS, is_ignored
+from bench.report.load import RunTable
+
+BACKENDS = ("keras", "torch")
+#: Losses are compared relative to Keras' value; accuracies as absolute differences (fractions of photos).
+RELATIVE_METRICS = ("loss", "val_loss")
+ABSOLUTE_METRICS = ("accuracy", "val_accuracy")
+COLUMNS = [
+    "epochs",
+    *(f"{m}_max_rel_diff" for m in RELATIVE_METRICS),
+    *(f"{m}_max_abs_diff" for m in ABSOLUTE_METRICS),
+]
+
+
+def _pair_keys(table: RunTable) -> list[str]:
+    """What must be equal for two runs to be the same experiment: every varying setting that changes what a
+    run computes, except the backend (paths, thread counts and the device do not)."""
+    not_experiment = {"backend", "backend.device", *TIMING_ONLY_KEYS}
+    varying = [key for key in table.settings if key not in not_experiment and not is_ignored(key)]
+    return list(dict.fromkeys(["optimizer", "seed", *varying]))
+
+
+def dropout_of(table: RunTable, frame: pd.DataFrame) -> pd.Series:
+    """``model.dropout`` of each row: its own column when it varies, else the value all runs share."""
+    if "model.dropout" in frame.columns:
+        return frame["model.dropout"]
+    return pd.Series(table.constants.get("model.dropout"), index=frame.index)
+
+
+def backend_parity(table: RunTable) -> pd.DataFrame:
+    """One row per experiment run on both backends: the largest per-epoch difference of each metric.
+
+    Empty when no experiment was run, to completion, on both backends.
+    """
+    frame = table.frame
+    done = frame[(frame["status"] == "completed") & frame["epoch"].notna()]
+    keys = _pair_keys(table)
+    if set(BACKENDS) - set(done["backend"]) or not set(keys) <= set(done.columns):
+        return pd.DataFrame(columns=[*keys, "dropout", *COLUMNS])
+    done = done.assign(dropout=dropout_of(table, done))
+    keras, torch = (done[done["backend"] == name] for name in BACKENDS)
+    pairs = keras.merge(torch, on=[*keys, "dropout", "epoch"], suffixes=("_keras", "_torch"))
+    for metric in RELATIVE_METRICS:
+        reference = pairs[f"{metric}_keras"].abs()
+        pairs[f"{metric}_max_rel_diff"] = (
+            pairs[f"{metric}_torch"] - pairs[f"{metric}_keras"]
+        ).abs() / reference
+    for metric in ABSOLUTE_METRICS:
+        pairs[f"{metric}_max_abs_diff"] = (pairs[f"{metric}_torch"] - pairs[f"{metric}_keras"]).abs()
+    aggregations = {"epochs": ("epoch", "count")}
+    aggregations |= {column: (column, "max") for column in COLUMNS[1:]}
+    grouped = pairs.groupby([*keys, "dropout"], dropna=False, sort=True)
+    return grouped.agg(**aggregations).reset_index()
