@@ -79,3 +79,35 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# Loaded by every Python process that has its folder on PYTHONPATH, launcher workers included: seed 1's
+# training crashes, as a bug or a lost device would, inside whichever process runs the job.
+CRASH_SEED_1 = """
+import bench.runner as runner
+
+real_load_backend = runner.load_backend
+
+
+def load_backend_that_crashes_seed_1(name):
+    trainer_class = real_load_backend(name)
+
+    class CrashingTrainer(trainer_class):
+        def train_epoch(self, batches, on_step=None):
+            if self.run.seed == 1:
+                raise RuntimeError("simulated crash in seed 1")
+            return super().train_epoch(batches, on_step)
+
+    return CrashingTrainer
+
+
+runner.load_backend = load_backend_that_crashes_seed_1
+"""
+
+
+def crash_seed_1_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for :func:`run_cli` in which every run with seed 1 crashes mid-training."""
+    folder = tmp_path / "crash"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(CRASH_SEED_1)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}

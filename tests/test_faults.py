@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import crash_seed_1_env, run_cli
 
 EPOCHS = 40  # long enough (a few seconds per job) to interrupt a job in the middle
 
@@ -117,38 +117,11 @@ def test_divergence_ends_the_run_and_the_sweep_goes_on(tiny_photos, tmp_path):
     assert "diverged" in report
 
 
-CRASH_SEED_1 = """
-import sys
-import bench.runner as runner
-
-real_load_backend = runner.load_backend
-
-def load_backend_that_crashes_seed_1(name):
-    trainer_class = real_load_backend(name)
-
-    class CrashingTrainer(trainer_class):
-        def train_epoch(self, batches, on_step=None):
-            if self.run.seed == 1:
-                raise RuntimeError("simulated crash in seed 1")
-            return super().train_epoch(batches, on_step)
-
-    return CrashingTrainer
-
-runner.load_backend = load_backend_that_crashes_seed_1
-from bench.__main__ import main
-sys.argv = ["bench", *sys.argv[1:]]
-main()
-"""
-
-
 def test_a_failed_job_is_recorded_the_sweep_goes_on_and_the_exit_code_says_so(tiny_photos, tmp_path):
     args = ["-m", "seed=0,1,2", "dataset.image_size=16", "train.epochs=1", f"dataset.path={tiny_photos}"]
     args += [f"dataset.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", CRASH_SEED_1, *args], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 1
+    result = run_cli(*args, cwd=tmp_path, env=crash_seed_1_env(tmp_path))
+    assert result.returncode == 1, result.stderr[-3000:]
     assert "1 run(s) failed" in result.stderr and "seed=1" in result.stderr.splitlines()[-1]
     runs = {}
     for result_file in (tmp_path / "sweep").glob("*/result.json"):

@@ -21,36 +21,13 @@ from bench.config import register_configs
 from bench.failures import failed_runs
 from bench.resolvers import jobs_at_once, threads_per_job
 from bench.search import objective, summary
-from tests.conftest import CONF_DIR, run_cli
+from tests.conftest import CONF_DIR, crash_seed_1_env, run_cli
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs the `scale` extra")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the `scale` extra")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the `scale` extra")
 
 TINY_ONE_EPOCH = ["dataset.image_size=16", "train.batch_size=8", "train.epochs=1"]
-
-# Loaded by every Python process of a test that puts its folder on PYTHONPATH, the launcher's workers too:
-# seed 1's training crashes, as a bug or a lost device would, inside whichever process runs the job.
-CRASH_SEED_1 = """
-import bench.runner as runner
-
-real_load_backend = runner.load_backend
-
-
-def load_backend_that_crashes_seed_1(name):
-    trainer_class = real_load_backend(name)
-
-    class CrashingTrainer(trainer_class):
-        def train_epoch(self, batches, on_step=None):
-            if self.run.seed == 1:
-                raise RuntimeError("simulated crash in seed 1")
-            return super().train_epoch(batches, on_step)
-
-    return CrashingTrainer
-
-
-runner.load_backend = load_backend_that_crashes_seed_1
-"""
 
 
 def sweep_args(photos: Path, root: Path, *extra: str) -> list[str]:
@@ -68,16 +45,9 @@ def results(sweep: Path) -> dict[int, dict]:
     return {result["seed"]: result for result in found}
 
 
-def crash_env(tmp_path: Path) -> dict[str, str]:
-    folder = tmp_path / "crash"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(CRASH_SEED_1)
-    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
-
-
 def test_joblib_sweep_shares_cores_reports_failures_and_resumes(tiny_photos, tmp_path):
     args = sweep_args(tiny_photos, tmp_path, "seed=0,1", "hydra/launcher=parallel")  # the launcher last
-    first = run_cli(*args, cwd=tmp_path, env=crash_env(tmp_path))
+    first = run_cli(*args, cwd=tmp_path, env=crash_seed_1_env(tmp_path))
     assert first.returncode == 1, first.stderr[-3000:]
     assert "1 run(s) failed" in first.stderr and "seed=1" in first.stderr.splitlines()[-1]
     runs = results(tmp_path / "sweep")
