@@ -196,6 +196,12 @@ def parity_section(data: ReportData) -> list[Block]:
     if data.parity is None or data.parity.empty:
         return []
     keys = [column for column in data.parity.columns if column not in (*PARITY_COLUMNS, "dropout")]
+    by_optimizer = data.parity.groupby("optimizer")
+    # Hyperparameters that come with the optimizer (beta_1 is unset for SGD) would only repeat the optimizer's
+    # name; keep the keys that vary within one optimizer (parity.csv has them all).
+    keys = [
+        k for k in keys if k in ("optimizer", "seed") or by_optimizer[k].nunique(dropna=False).gt(1).any()
+    ]
     header = [*keys, "dropout", "epochs", "loss: max rel. diff", "val_loss: max rel. diff"]
     header += ["accuracy: max abs. diff", "val_accuracy: max abs. diff"]
     rows = [
