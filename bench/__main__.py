@@ -19,14 +19,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from bench import failures
-from bench.config import register_configs, validate
+from bench.config import CONFIG_DIR, register_configs, validate
 from bench.errors import BenchError
 from bench.runner import RunInterrupted, run_experiment
 
 log = logging.getLogger("bench")
 register_configs()
-# An absolute path, so the app finds conf/ however it is started (python -m bench, the flowerbench script, tests).
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def _remove_if_untouched(run_dir: Path) -> None:

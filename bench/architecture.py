@@ -65,6 +65,10 @@ class CNNSpec:
         shapes["logits/bias"] = (self.num_classes,)
         return shapes
 
+    def layer_names(self) -> list[str]:
+        """The layers that carry weights (``conv0``, ..., ``dense``, ``logits``), in order."""
+        return [name.split("/")[0] for name in self.weight_shapes() if name.endswith("/kernel")]
+
     def kernel_names(self) -> list[str]:
         """The weights that carry the L2 penalty (kernels, never biases), as Keras' kernel_regularizer does."""
         return [name for name in self.weight_shapes() if name.endswith("/kernel")]

@@ -9,6 +9,7 @@ rejected by Hydra as well.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -21,6 +22,9 @@ from bench.resolvers import register_resolvers
 # validates a config (the launching one, and each joblib or submitit worker) can resolve them.
 register_resolvers()
 
+# An absolute path, so every entry point finds conf/ however it is started (python -m bench, the flowerbench
+# script, bench.search, tests).
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 BACKENDS = ("keras", "torch")
 PRECISIONS = ("fp32", "bf16")
 
@@ -235,6 +239,12 @@ class RunConfig:
             f"dataset.image_size={self.dataset.image_size} is too small for {blocks} conv blocks "
             f"(each halves it): use at least {2**blocks}",
         )
+
+
+def kernel_l2(optimizer: OptimizerConfig) -> float:
+    """The L2 factor on conv and dense kernels: ``optimizer.l2`` for sgd_l2 and adam_l2, 0 for AdamW (whose
+    decay is decoupled and lives in the optimizer)."""
+    return getattr(optimizer, "l2", 0.0)
 
 
 OPTIMIZER_SCHEMAS = {"sgd_l2": SGDL2Config, "adam_l2": AdamL2Config, "adamw": AdamWConfig}

@@ -10,7 +10,6 @@ Registered in conf/config.yaml as the Hydra callback ``failed_runs``; ``bench.__
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench.results import RESULT_FILE
+from bench.results import RESULT_FILE, read_result
 
 # File systems store modification times coarsely (down to 1-2 s); a job that failed in the same second the
 # sweep started must still count.
@@ -39,10 +38,10 @@ def failed_runs(sweep_dir: Path, since: float = 0.0) -> list[str]:
         try:
             if path.stat().st_mtime < since - CLOCK_SLACK_S:
                 continue
-            status = json.loads(path.read_text(encoding="utf-8")).get("status")
-        except (OSError, json.JSONDecodeError):
-            continue  # written atomically by the runner: an unreadable file is not one of ours
-        if status == "failed":
+        except OSError:
+            continue
+        result = read_result(path.parent)  # None when unreadable: written atomically, so not one of ours
+        if result and result.get("status") == "failed":
             failed.append(str(path.parent))
     return failed
 

@@ -21,12 +21,10 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from bench.config import register_configs
+from bench.config import CONFIG_DIR, register_configs
+from bench.runner import NOT_EXPERIMENT_KEYS
 
 FAILED = "failed"
-#: Overrides that do not change what a run computes (as in bench.runner): never part of a setting.
-NOT_SETTINGS = ("force", "report.", "throughput.")
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def objective(result: dict[str, Any]) -> float | None:
@@ -70,7 +68,7 @@ def load_settings(sweep_dir: Path) -> list[Setting]:
     for path in sorted(sweep_dir.rglob("result.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         pairs = (_split(override) for override in result.get("overrides", []))
-        overrides = {k: v for k, v in pairs if k != "seed" and not k.startswith(NOT_SETTINGS)}
+        overrides = {k: v for k, v in pairs if k != "seed" and k.split(".")[0] not in NOT_EXPERIMENT_KEYS}
         setting = settings.setdefault(tuple(sorted(overrides.items())), Setting(overrides, [], []))
         setting.seeds.append(result["seed"])
         score = objective(result)

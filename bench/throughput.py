@@ -33,10 +33,10 @@ from omegaconf import DictConfig
 
 from bench import data as data_lib
 from bench import results
-from bench.__main__ import CONFIG_DIR, _remove_if_untouched
+from bench.__main__ import _remove_if_untouched
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import Trainer, load_backend
-from bench.config import RunConfig, register_configs, validate
+from bench.config import CONFIG_DIR, RunConfig, register_configs, validate
 from bench.errors import BenchError
 from bench.io import atomic_write_json
 from bench.timing import StepTimer, ThroughputStats

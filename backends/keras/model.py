@@ -35,19 +35,15 @@ def build_model(spec: CNNSpec, l2: float) -> keras.Model:
     return keras.Model(inputs, logits, name="flowers_cnn")
 
 
-def _weighted_layers(spec: CNNSpec) -> list[str]:
-    return [name.split("/")[0] for name in spec.weight_shapes() if name.endswith("/kernel")]
-
-
 def set_weights(model: keras.Model, spec: CNNSpec, weights: dict[str, np.ndarray]) -> None:
     """Load neutral weights; Keras' layout is the neutral layout, so this is a plain copy."""
-    for layer in _weighted_layers(spec):
+    for layer in spec.layer_names():
         model.get_layer(layer).set_weights([weights[f"{layer}/kernel"], weights[f"{layer}/bias"]])
 
 
 def get_weights(model: keras.Model, spec: CNNSpec) -> dict[str, np.ndarray]:
     weights = {}
-    for layer in _weighted_layers(spec):
+    for layer in spec.layer_names():
         kernel, bias = model.get_layer(layer).get_weights()
         weights[f"{layer}/kernel"], weights[f"{layer}/bias"] = kernel, bias
     return weights

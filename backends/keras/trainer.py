@@ -20,7 +20,7 @@ from backends.keras import model as model_lib
 from backends.keras import optim
 from bench import backend
 from bench.architecture import CNNSpec
-from bench.config import RunConfig
+from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Trainer(backend.Trainer):
     ):
         self.run, self.spec = run, spec
         self.device = _configure_runtime(run)
-        self.model = model_lib.build_model(spec, l2=optim.kernel_l2(run.optimizer))
+        self.model = model_lib.build_model(spec, l2=kernel_l2(run.optimizer))
         model_lib.set_weights(self.model, spec, initial_weights)
         schedule = optim.make_schedule(run.schedule, run.optimizer.lr, steps_per_epoch * run.train.epochs)
         self.optimizer = optim.make_optimizer(run.optimizer, schedule)

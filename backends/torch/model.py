@@ -50,10 +50,6 @@ def build_model(spec: CNNSpec) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-def _weighted_layers(spec: CNNSpec) -> list[str]:
-    return [name.split("/")[0] for name in spec.weight_shapes() if name.endswith("/kernel")]
-
-
 def _to_torch_kernel(name: str, kernel: np.ndarray, spec: CNNSpec) -> np.ndarray:
     """Keras layout → torch layout for one kernel."""
     if kernel.ndim == 4:  # conv: HWIO → OIHW
@@ -79,7 +75,7 @@ def _to_keras_kernel(name: str, kernel: np.ndarray, spec: CNNSpec) -> np.ndarray
 @torch.no_grad()
 def set_weights(model: nn.Sequential, spec: CNNSpec, weights: dict[str, np.ndarray]) -> None:
     """Load neutral (Keras-layout) weights into ``model``, keeping each parameter's device and layout."""
-    for layer in _weighted_layers(spec):
+    for layer in spec.layer_names():
         module = getattr(model, layer)
         kernel = _to_torch_kernel(layer, weights[f"{layer}/kernel"], spec)
         module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
@@ -90,7 +86,7 @@ def set_weights(model: nn.Sequential, spec: CNNSpec, weights: dict[str, np.ndarr
 def get_weights(model: nn.Sequential, spec: CNNSpec) -> dict[str, np.ndarray]:
     """The current weights in the neutral Keras layout (contiguous float32 numpy arrays)."""
     weights = {}
-    for layer in _weighted_layers(spec):
+    for layer in spec.layer_names():
         module = getattr(model, layer)
         kernel = module.weight.detach().float().cpu().numpy()
         weights[f"{layer}/kernel"] = np.ascontiguousarray(_to_keras_kernel(layer, kernel, spec))
@@ -100,9 +96,9 @@ def get_weights(model: nn.Sequential, spec: CNNSpec) -> dict[str, np.ndarray]:
 
 def kernels(model: nn.Sequential, spec: CNNSpec) -> list[nn.Parameter]:
     """The parameters that carry the L2 penalty: conv and dense kernels."""
-    return [getattr(model, layer).weight for layer in _weighted_layers(spec)]
+    return [getattr(model, layer).weight for layer in spec.layer_names()]
 
 
 def biases(model: nn.Sequential, spec: CNNSpec) -> list[nn.Parameter]:
     """The parameters without an L2 penalty, as Keras' kernel_regularizer leaves them."""
-    return [getattr(model, layer).bias for layer in _weighted_layers(spec)]
+    return [getattr(model, layer).bias for layer in spec.layer_names()]

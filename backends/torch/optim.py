@@ -22,14 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.config import AdamL2Config, AdamWConfig, OptimizerConfig, ScheduleConfig, SGDL2Config
+from bench.config import AdamL2Config, AdamWConfig, OptimizerConfig, ScheduleConfig, SGDL2Config, kernel_l2
 
 LrFactor = Callable[[int], float]
-
-
-def kernel_l2(optimizer: OptimizerConfig) -> float:
-    """The L2 factor on kernels (0 for AdamW, whose decay is decoupled and lives in the optimizer)."""
-    return getattr(optimizer, "l2", 0.0)
 
 
 def lr_factor(schedule: ScheduleConfig, total_steps: int) -> LrFactor | None:

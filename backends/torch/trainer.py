@@ -22,7 +22,7 @@ from backends.torch import model as model_lib
 from backends.torch import optim
 from bench import backend
 from bench.architecture import CNNSpec
-from bench.config import RunConfig
+from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
 
 
@@ -76,7 +76,7 @@ class Trainer(backend.Trainer):
         self.stepper = optim.make_optimizer(
             run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, biases
         )
-        self.l2 = optim.kernel_l2(run.optimizer)
+        self.l2 = kernel_l2(run.optimizer)
         self.bf16 = run.train.precision == "bf16"
 
     def _inputs(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,10 +18,9 @@ from collections.abc import Callable
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bench.__main__ import CONFIG_DIR
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import Batch, Trainer, load_backend
-from bench.config import register_configs, validate
+from bench.config import CONFIG_DIR, register_configs, validate
 from bench.errors import BackendUnavailableError
 from bench.throughput import NUM_CLASSES, synthetic_images
 
