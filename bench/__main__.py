@@ -22,6 +22,7 @@ from bench import failures
 from bench.config import CONFIG_DIR, register_configs, validate
 from bench.errors import BenchError
 from bench.runner import RunInterrupted, run_experiment
+from bench.search import objective
 
 log = logging.getLogger("bench")
 register_configs()
@@ -43,7 +44,8 @@ def _resume_hint(run_dir: Path) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def app(cfg: DictConfig) -> float | None:
-    """Validate, train, record. Returns the final val_accuracy (the objective for hyperparameter sweepers)."""
+    """Validate, train, record. Returns the objective for hyperparameter sweepers (:func:`bench.search.objective`:
+    final val_accuracy, 0 if the run diverged, None if it failed)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run = validate(cfg)
@@ -62,7 +64,7 @@ def app(cfg: DictConfig) -> float | None:
     if result["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
         print(f"flowerbench: error: run failed: {result['error']} (see {run_dir})", file=sys.stderr)
         raise SystemExit(1)
-    return result["final"]["val_accuracy"]
+    return objective(result)
 
 
 def main() -> None:

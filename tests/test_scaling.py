@@ -107,6 +107,19 @@ def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path)
     assert {path: path.read_bytes() for path in before} == before
 
 
+def test_a_diverged_trial_scores_zero_for_the_sweeper(tiny_photos, tmp_path):
+    lr = "optimizer.lr=choice(1e6)"  # the only learning rate Optuna may pick: it diverges
+    args = sweep_args(
+        tiny_photos, tmp_path, "hydra/sweeper=lr_wd_search_adamw", "hydra.sweeper.n_trials=1", lr
+    )
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [trial] = results(tmp_path / "sweep").values()
+    assert trial["status"] == "diverged"
+    verdict = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert verdict["best_value"] == 0.0  # bench.search.objective, not the diverged run's last accuracy
+
+
 def write_result(directory: Path, status: str, seed: int = 0) -> Path:
     directory.mkdir(parents=True)
     (directory / "result.json").write_text(json.dumps({"status": status, "seed": seed}))
