@@ -24,13 +24,23 @@ class ReportCallback(Callback):
     """Build ``<sweep dir>/report/`` when a multirun ends; a failure is logged, never raised.
 
     Args:
-        enabled: set False (``hydra.callbacks.report.enabled=false``) to skip the report.
-        metrics: metric families to plot (default: loss and accuracy), as for ``--metrics``.
+        enabled: set False (``report.enabled=false``) to skip the report.
+        metrics: metric families to plot (default: accuracy and ce_loss), as for ``--metrics``.
+        margin, loss_margin, target: the verdict's margins and the time-to-target level, as for ``--margin``,
+            ``--loss-margin`` and ``--target`` (``report.*`` in the config; defaults in ``ReportConfig``).
     """
 
-    def __init__(self, enabled: bool = True, metrics: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        metrics: list[str] | None = None,
+        margin: float | None = None,
+        loss_margin: float | None = None,
+        target: float | None = None,
+    ) -> None:
         self.enabled = enabled
         self.metrics = list(metrics) if metrics else None
+        self.options = {"margin": margin, "loss_margin": loss_margin, "target": target}
         self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -56,5 +66,5 @@ class ReportCallback(Callback):
         from bench.report import build_report  # imported here so that composing the config stays fast
 
         sweep_dir = self.sweep_dir or Path(str(config.hydra.sweep.dir))
-        out = build_report([sweep_dir], metrics=self.metrics)
+        out = build_report([sweep_dir], metrics=self.metrics, **self.options)
         log.info("report written to %s", out / "report.md")

@@ -217,6 +217,35 @@ class ThroughputConfig:
 
 
 @dataclass
+class ReportConfig:
+    """The analysis stage run when a multirun ends; ``python -m bench.report`` takes the same options.
+
+    The margins say what difference matters in practice: two arms whose difference is shown to lie within
+    ±margin are called equivalent (two one-sided tests). They are set before looking at any result.
+    """
+
+    enabled: bool = True
+    metrics: Optional[list[str]] = (
+        None  # figure families; null = accuracy and ce_loss (e.g. [accuracy, loss])
+    )
+    margin: float = 0.01  # accuracy margin, a fraction: 0.01 = 1 point of validation accuracy
+    loss_margin: float = 0.02  # cross-entropy margin in nats (about 2 % of the seed blog's ~1.1)
+    target: Optional[float] = (
+        None  # val_accuracy target of time-to-target; null = 95 % of the best arm's mean
+    )
+
+    def __post_init__(self) -> None:
+        _require(
+            0 < self.margin < 1, f"report.margin must be in (0, 1) (accuracy fraction), got {self.margin}"
+        )
+        _require(self.loss_margin > 0, f"report.loss_margin must be > 0 (nats), got {self.loss_margin}")
+        _require(
+            self.target is None or 0 < self.target <= 1,
+            f"report.target must be null or a val_accuracy in (0, 1], got {self.target}",
+        )
+
+
+@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -228,7 +257,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     force: bool = False  # rerun a job even when its result.json says it already finished with these settings
-    report: Any = None  # options of the analysis stage (see conf/config.yaml)
+    report: ReportConfig = field(default_factory=ReportConfig)
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
 
     def __post_init__(self) -> None:

@@ -97,6 +97,8 @@ def _train(run: RunConfig, run_dir: Path, history: list[dict], result: dict) -> 
         "source": data.source,
         "train_images": len(data.train_labels),
         "val_images": len(data.val_labels),
+        "num_classes": len(data.class_names),  # the report's chance level is 1 / num_classes
+        "skipped_files": data.skipped_files,  # photos that could not be decoded (README, "The photos")
     }
     label = f"{run.backend.name} {run.optimizer.name} seed={run.seed}"
     writer = results.MetricsWriter(run_dir)

@@ -6,8 +6,10 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from bench.report import build_report
 from tests.conftest import TINY, run_cli
 
 METRIC_FIELDS = {
@@ -71,3 +73,17 @@ def test_seeds_differ_and_the_penalty_is_only_in_l2_runs(sweep):
     assert adamw["loss"] == pytest.approx(adamw["ce_loss"])
     sgd = final["sgd_l2", 0]
     assert sgd["loss"] > sgd["ce_loss"] + 1e-4
+
+
+def test_report_of_a_real_sweep_pairs_seeds_and_decides(sweep, tmp_path):
+    out = build_report(sweep, tmp_path / "report", margin=0.05)
+    comparisons = pd.read_csv(out / "comparisons.csv", keep_default_na=False, na_values=[""])
+    assert sorted(comparisons["metric"]) == ["val_accuracy", "val_ce_loss"]  # never the penalised val_loss
+    assert set(comparisons["test"]) == {"paired t"} and set(comparisons["n_pairs"]) == {2}
+    assert set(comparisons["decision"]) <= {"better", "equivalent", "undecided"}
+    differences = pd.read_csv(out / "seed_differences.csv")
+    assert sorted(differences["seed"]) == [0, 0, 1, 1]
+    verdict = (out / "report.md").read_text().split("## Verdict")[1].split("\n## ")[0]
+    assert "adamw" in verdict and "sgd_l2" in verdict and "±5.0 accuracy points" in verdict
+    assert (out / "differences_val_accuracy.png").stat().st_size > 0
+    assert (out / "time_to_target.png").stat().st_size > 0

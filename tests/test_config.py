@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from bench.config import AdamL2Config, AdamWConfig, SGDL2Config, validate
+from bench.config import AdamL2Config, AdamWConfig, SGDL2Config, register_configs, validate
 from bench.errors import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import CONF_DIR, run_cli
 
 
 def test_defaults_are_the_seed_blog(compose_config):
@@ -68,6 +69,8 @@ def test_experiment_presets(compose_config):
         ("train.epochs=0", "train.epochs must be >= 1"),
         ("train.precision=fp16", "train.precision must be one of"),
         ("optimizer.momentum=1.5", "optimizer.momentum must be in [0, 1)"),
+        ("report.margin=1.5", "report.margin must be in (0, 1)"),
+        ("report.target=0", "report.target must be null or a val_accuracy in (0, 1]"),
     ],
 )
 def test_out_of_range_values_are_rejected(compose_config, override, message):
@@ -75,6 +78,16 @@ def test_out_of_range_values_are_rejected(compose_config, override, message):
         ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         validate(compose_config(override))
+
+
+def test_report_options_reach_the_report_callback(tiny_photos, cache_dir):
+    register_configs()
+    overrides = [f"dataset.path={tiny_photos}", "report.margin=0.03", "report.target=0.5"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    callback = cfg.hydra.callbacks.report
+    assert (callback.margin, callback.loss_margin, callback.target) == (0.03, 0.02, 0.5)
+    assert "report.margin" in cfg.hydra.job.config.override_dirname.exclude_keys  # not part of job names
 
 
 @pytest.mark.parametrize("override", ["optimizer.lr=fast", "train.epochs=2.5", "dataset.image_size=big"])

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from bench.callbacks import ReportCallback
 from bench.report import build_report, load_runs
@@ -92,6 +93,7 @@ def make_result(config: dict, status: str, rows: list[dict], error: str | None, 
         "best": {},
         "wall_time_s": 100.0 + config["seed"],
         "train_images_per_s_median": None,
+        "data": {"source": "folder", "train_images": 2936, "val_images": 734, "num_classes": 5},
         "config": config,
         "overrides": overrides,
         "environment": {},
@@ -179,7 +181,9 @@ def summary(report: Path) -> pd.DataFrame:
 def test_report_folder_has_every_file(report: Path, sweep: Path) -> None:
     assert report == sweep / "report"
     expected = ["runs.csv", "summary.csv", "comparisons.csv", "timing.csv", "report.md", "report.html"]
-    expected += ["curves_loss.png", "curves_accuracy.png", "timing.png"]
+    expected += ["seed_differences.csv", "flags.csv", "time_to_target.csv", "target_summary.csv"]
+    expected += ["curves_ce_loss.png", "curves_accuracy.png", "timing.png", "differences_val_accuracy.png"]
+    expected += ["differences_val_ce_loss.png", "time_to_target.png", "performance_profile.png"]
     for name in expected:
         assert (report / name).stat().st_size > 0, name
 
@@ -228,32 +232,52 @@ def test_single_seed_has_no_interval(summary: pd.DataFrame) -> None:
     assert torch_adamw["note"] == "n=1, no CI"
 
 
-def test_comparisons_are_welch_tests_within_each_backend(report: Path) -> None:
+def test_comparisons_are_paired_tests_within_each_backend(report: Path) -> None:
     comparisons = pd.read_csv(report / "comparisons.csv", keep_default_na=False, na_values=[""])
+    # Cross-entropy, never the penalised val_loss: sgd_l2's includes its L2 term, adamw's has none.
+    assert sorted(comparisons["metric"].unique()) == ["val_accuracy", "val_ce_loss"]
     accuracy = comparisons[comparisons["metric"] == "val_accuracy"].set_index(["backend", "arm_a", "arm_b"])
     assert len(accuracy) == 3 + 1  # keras: 3 pairs of optimizers; torch: 1; never across backends
     pair = accuracy.loc[("keras", "adamw", "sgd_l2")]
-    expected = stats.ttest_ind([0.5, 0.6, 0.7], [0.3, 0.35, 0.4], equal_var=False)
+    # Seeds 0-2 ran on both arms: paired; sgd_l2's diverged seed 3 is in neither arm's values.
+    expected = stats.ttest_rel([0.5, 0.6, 0.7], [0.3, 0.35, 0.4])
+    assert (pair["test"], pair["n_pairs"], pair["seeds_left_out"]) == ("paired t", 3, 0)
     assert pair["diff"] == pytest.approx(0.25)
     assert pair["p_value"] == pytest.approx(expected.pvalue)
     assert pair["ci_low"] == pytest.approx(expected.confidence_interval(0.95).low)
-    assert pair["conclusion"] == "adamw better"
-    assert accuracy.loc[("keras", "adam_l2", "adamw"), "conclusion"] == "not distinguishable"
+    keras = accuracy.loc["keras"]
+    # adam_l2 - sgd_l2 is exactly 0.2 on every seed: no spread, no test, so Holm runs over the two others
+    assert keras.loc[("adam_l2", "sgd_l2"), "reason"] == "no spread across seeds: no test"
+    tested = keras.dropna(subset=["p_value"])
+    assert tested["p_holm"].to_numpy() == pytest.approx(multipletests(tested["p_value"], method="holm")[1])
+    assert (pair["decision"], pair["better"]) == ("better", "adamw")
+    assert accuracy.loc[("keras", "adam_l2", "adamw"), "decision"] == "undecided"
     single = accuracy.loc[("torch", "adamw", "sgd_l2")]
-    assert single["conclusion"] == "not distinguishable" and math.isnan(single["p_value"])
-    loss = comparisons[comparisons["metric"] == "val_loss"].set_index(["backend", "arm_a", "arm_b"])
-    assert loss.loc[("keras", "adamw", "sgd_l2"), "better"] == "adamw"  # lower loss wins
+    assert (single["test"], single["decision"]) == ("none", "undecided") and math.isnan(single["p_value"])
+    loss = comparisons[comparisons["metric"] == "val_ce_loss"].set_index(["backend", "arm_a", "arm_b"])
+    assert loss.loc[("keras", "adamw", "sgd_l2"), "better"] == "adamw"  # lower cross-entropy wins
 
 
-def test_verdict_states_differences_in_words(report: Path) -> None:
-    verdict = (report / "report.md").read_text().split("## Verdict")[1].split("##")[0]
-    assert "On keras, adamw beats sgd_l2 by 25.0 points of val_accuracy" in verdict
-    assert "n=3 vs 3" in verdict
-    assert (
-        "On keras, adamw and adam_l2 cannot be told apart with 3 vs 3 seeds (adamw ahead by 5.0 points"
-        in verdict
-    )
-    assert "On torch, adamw and sgd_l2 cannot be told apart with 1 vs 1 seeds" in verdict
+def test_verdict_states_decisions_in_words(report: Path) -> None:
+    verdict = (report / "report.md").read_text().split("## Verdict")[1].split("\n## ")[0]
+    assert "**keras.** " in verdict and "**torch.** " in verdict
+    assert "adamw beats sgd_l2 by 25.0 points (paired t, 3 seeds, 95 % CI [12.6, 37.4]" in verdict
+    assert "adam_l2 vs adamw is undecided (adam_l2 − adamw = -5.0 points, paired t, 3 seeds" in verdict
+    assert "seeds per arm would likely decide it" in verdict
+    assert "adamw vs sgd_l2 is undecided: at least 2 seeds per arm are needed for a test." in verdict
+    assert "2 run(s) diverged, failed or did not finish and are left out" in verdict
+    assert "sgd_l2 seeds left out" in verdict.replace("adamw, sgd_l2", "sgd_l2")
+
+
+def test_time_to_target_counts_censored_runs(report: Path) -> None:
+    targets = pd.read_csv(report / "target_summary.csv").set_index(["stratum", "arm"])
+    # keras' best arm is adamw (mean final 0.6): target 0.57, reached at epoch 3 by seeds 1 and 2 only.
+    adamw = targets.loc[("keras", "adamw")]
+    assert adamw["target"] == pytest.approx(0.57)
+    assert (adamw["n_runs"], adamw["n_reached"], adamw["epoch_median"]) == (3, 2, 3)
+    sgd = targets.loc[("keras", "sgd_l2")]
+    assert sgd["n_reached"] == 0 and math.isnan(sgd["epoch_median"])  # censored, not dropped
+    assert "| keras | sgd_l2 | 57.0 | 0 / 3 | not reached |" in (report / "report.md").read_text()
 
 
 def test_timing_leaves_out_epoch_one(report: Path) -> None:
@@ -289,7 +313,7 @@ def test_no_parity_table_without_both_backends(tmp_path: Path) -> None:
 
 def test_html_is_self_contained(report: Path) -> None:
     html = (report / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 3
+    assert html.count('src="data:image/png;base64,') == len(list(report.glob("*.png")))
     assert 'src="curves' not in html and "<table>" in html
     markdown = (report / "report.md").read_text()
     assert "](curves_accuracy.png)" in markdown and "](timing.png)" in markdown
@@ -298,13 +322,13 @@ def test_html_is_self_contained(report: Path) -> None:
 def test_two_learning_rates_are_never_averaged(tmp_path: Path) -> None:
     for seed in range(2):
         write_run(tmp_path, optimizer="adamw", seed=seed, lr=3e-4, final_val_accuracy=0.6 + 0.01 * seed)
-        write_run(tmp_path, optimizer="adamw", seed=seed, lr=1e-2, final_val_accuracy=0.3 + 0.01 * seed)
+        write_run(tmp_path, optimizer="adamw", seed=seed, lr=1e-2, final_val_accuracy=0.3 + 0.02 * seed)
     # model.dropout is shared by all runs: asking to group by it splits nothing and is no error
     out = build_report(tmp_path, tmp_path / "out", group_by=["backend", "optimizer.lr", "model.dropout"])
     summary = pd.read_csv(out / "summary.csv").set_index("optimizer.lr")
     assert summary["n_seeds"].to_dict() == {3e-4: 2, 1e-2: 2}
     assert summary.loc[3e-4, "val_accuracy_mean"] == pytest.approx(0.605)
-    assert "adamw, lr=0.0003 beats adamw, lr=0.01 by 30.0 points" in (out / "report.md").read_text()
+    assert "adamw, lr=0.0003 beats adamw, lr=0.01 by 29.5 points" in (out / "report.md").read_text()
 
 
 def test_several_paths_are_merged(tmp_path: Path) -> None:
@@ -328,7 +352,7 @@ def test_one_run_of_one_epoch(tmp_path: Path) -> None:
     assert summary.loc[0, "note"] == "n=1, no CI"
     timing = pd.read_csv(out / "timing.csv")
     assert timing.loc[0, "n_epochs"] == 1  # a one-epoch run keeps its only epoch
-    assert (out / "curves_loss.png").exists() and (out / "timing.png").exists()
+    assert (out / "curves_ce_loss.png").exists() and (out / "timing.png").exists()
 
 
 def test_sweep_in_progress_lists_runs_without_averaging(tmp_path: Path) -> None:
@@ -365,9 +389,10 @@ def test_callback_builds_the_sweep_report(tmp_path: Path) -> None:
     for optimizer in ("adamw", "sgd_l2"):
         write_run(tmp_path / "sweep", optimizer=optimizer)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
-    ReportCallback(metrics=["val_accuracy"]).on_multirun_end(config)
+    ReportCallback(metrics=["val_accuracy"], margin=0.05).on_multirun_end(config)
     report = tmp_path / "sweep" / "report"
-    assert (report / "curves_accuracy.png").exists() and not (report / "curves_loss.png").exists()
+    assert (report / "curves_accuracy.png").exists() and not (report / "curves_ce_loss.png").exists()
+    assert "--margin 0.05" in (report / "report.md").read_text()  # the options reach the report
     assert len(pd.read_csv(report / "summary.csv")) == 2
 
 

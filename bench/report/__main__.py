@@ -22,6 +22,7 @@ examples:
   python -m bench.report outputs/sweeps/2026-11-24/10-00-00
   python -m bench.report outputs/sweeps/keras_day outputs/sweeps/torch_day --out reports/both
   python -m bench.report outputs/sweeps/lr --metrics val_accuracy,ce_loss --group-by backend,optimizer.lr
+  python -m bench.report outputs/sweeps/A --margin 0.02 --target 0.6
 
 exit status: 0 report written, 2 bad arguments or no runs found."""
 
@@ -60,6 +61,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY",
         help="the setting whose values are compared pairwise within each group (default: optimizer)",
     )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        help="validation-accuracy difference that matters, as a fraction: within it two arms can be shown "
+        "equivalent (default: 0.01, one point)",
+    )
+    parser.add_argument(
+        "--loss-margin", type=float, help="the same for validation cross-entropy, in nats (default: 0.02)"
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        help="val_accuracy of time-to-target (default: 95 %% of the best arm's mean final val_accuracy)",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,7 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")  # files only, never a window
     try:
         out = build_report(
-            args.paths, args.out, metrics=args.metrics, group_by=args.group_by, compare=args.compare
+            args.paths,
+            args.out,
+            metrics=args.metrics,
+            group_by=args.group_by,
+            compare=args.compare,
+            margin=args.margin,
+            loss_margin=args.loss_margin,
+            target=args.target,
         )
     except ReportError as error:
         print(f"python -m bench.report: error: {error}", file=sys.stderr)

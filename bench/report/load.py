@@ -36,7 +36,7 @@ CONTRACT_METRICS = (
     "train_images_per_s",
 )
 #: Per-run facts copied from result.json onto every epoch row of the run.
-RUN_INFO_COLUMNS = ("epochs_planned", "diverged_epoch", "wall_time_s", "error")
+RUN_INFO_COLUMNS = ("epochs_planned", "diverged_epoch", "wall_time_s", "error", "num_classes")
 #: Columns that say which run a row belongs to.
 ID_COLUMNS = ("run_dir", "status", "backend", "optimizer", "seed")
 #: Config keys that get their own short column; they are not repeated under their dotted name.
@@ -199,6 +199,7 @@ def run_rows(run: Run, settings: list[str]) -> list[dict[str, Any]]:
     head = _identity(run) | {key: run.config.get(key) for key in settings if key != "seed"}
     info = {key: run.result.get(key) for key in RUN_INFO_COLUMNS}
     info["epochs_planned"] = run.result.get("epochs_planned", run.config.get("train.epochs"))
+    info["num_classes"] = (run.result.get("data") or {}).get("num_classes")  # for the chance level
     epochs = run.epochs or [{"epoch": None}]
     return [head | epoch | info for epoch in epochs]
 
@@ -229,8 +230,8 @@ def load_runs(paths: PathsLike) -> pd.DataFrame:
 
     Columns: ``run_dir``, ``status`` (completed, diverged, failed or incomplete), ``backend``, ``optimizer``,
     ``seed``, every config key that differs between runs (dotted, e.g. ``optimizer.lr``), ``epoch``, the
-    metrics of metrics.jsonl, then ``epochs_planned``, ``diverged_epoch``, ``wall_time_s`` and ``error``
-    from result.json (``epochs_planned`` falls back to ``train.epochs`` for a killed run). A run that
-    finished no epoch has one row with an empty ``epoch``.
+    metrics of metrics.jsonl, then ``epochs_planned``, ``diverged_epoch``, ``wall_time_s``, ``error`` and
+    ``num_classes`` from result.json (``epochs_planned`` falls back to ``train.epochs`` for a killed run). A
+    run that finished no epoch has one row with an empty ``epoch``.
     """
     return load_run_table(paths).frame

@@ -1,7 +1,8 @@
-"""Figures drawn from the tidy frame with seaborn: seed-averaged learning curves and throughput.
+"""Figures drawn from the report's tables with seaborn: learning curves, throughput, paired differences.
 
-Every function takes a tidy frame that already has the label columns of :func:`bench.report.groups.add_labels`
-(``arm``, ``stratum``, ``timing_arm``), writes one PNG and closes its figure, so no window ever opens.
+Every ``plot_*`` function takes a tidy frame that already has the label columns of
+:func:`bench.report.groups.add_labels` (``arm``, ``stratum``, ``timing_arm``) or a table made from one, and
+returns a matplotlib Figure; :func:`save_figure` writes it as a PNG and closes it, so no window ever opens.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.report.stats import t_interval
 DPI = 160
 #: Axis labels with units, by metric family (the name without ``val_``).
 AXIS_LABELS = {
-    "loss": "loss (cross-entropy + L2 penalty, nats)",
+    "loss": "loss incl. each arm's L2 penalty (nats; not comparable across penalties)",
     "ce_loss": "cross-entropy (nats)",
     "accuracy": "accuracy (fraction correct)",
     "lr": "learning rate",
@@ -69,9 +70,7 @@ def _facets(data: pd.DataFrame) -> dict[str, Any]:
     return {"col": "stratum", "col_wrap": min(len(strata), 3)}
 
 
-def plot_curves(
-    frame: pd.DataFrame, metrics: Sequence[str], colors: dict, hue_title: str, path: Path
-) -> Path:
+def plot_curves(frame: pd.DataFrame, metrics: Sequence[str], colors: dict, hue_title: str) -> plt.Figure:
     """Seed-averaged learning curves of one metric family, mean line and 95 % t-interval band.
 
     Args:
@@ -79,7 +78,6 @@ def plot_curves(
         metrics: the metrics to draw, e.g. ``["loss", "val_loss"]``; ``val_`` ones are dashed.
         colors: arm label → colour.
         hue_title: the legend title of the arms (the compared key, e.g. ``optimizer``).
-        path: the PNG to write.
     """
     data = _curve_data(frame, metrics)
     splits = [split for split in SPLIT_DASHES if split in set(data["split"])]
@@ -114,17 +112,16 @@ def plot_curves(
         text.set_text({"arm": hue_title}.get(text.get_text(), text.get_text()))
     grid.figure.suptitle(f"{name} per epoch ({_band_text(frame)})", y=1.03)
     grid.tight_layout()  # FacetGrid's own layout keeps room for the legend outside the axes
-    return save_figure(grid.figure, path)
+    return grid.figure
 
 
-def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str, path: Path) -> Path:
+def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str) -> plt.Figure:
     """Median training throughput per group, error bars from the 25th to the 75th percentile.
 
     Args:
         frame: tidy rows of the steady epochs (see :func:`bench.report.stats.steady_epochs`).
         colors: timing-arm label → colour.
         hue_title: the legend title (the compared key).
-        path: the PNG to write.
     """
     data = frame.assign(stratum=frame["stratum"].replace("", "all runs"))
     n_bars = data["stratum"].nunique() * data["timing_arm"].nunique()
@@ -149,7 +146,64 @@ def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str, path: Path) -
     ax.legend(title=hue_title, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def _in_unit(values: pd.Series | float, metric: str) -> pd.Series | float:
+    """Accuracy differences in points, losses in nats: the unit of the report's tables."""
+    return 100 * values if "accuracy" in metric else values
+
+
+def plot_paired_differences(differences: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> plt.Figure:
+    """Per-seed differences A - B (dots), the 95 % interval of their mean (bar) and the ±margin band.
+
+    Args:
+        differences: rows of :func:`bench.report.compare.seed_differences` (paired comparisons only).
+        comparisons: rows of :func:`bench.report.compare.compare_arms`; unpaired (Welch) pairs show the
+            interval without dots.
+        metric: ``val_accuracy`` (drawn in points) or ``val_ce_loss`` (nats).
+    """
+    tests = comparisons[comparisons["metric"] == metric].assign(
+        pair=lambda t: t["arm_a"] + " − " + t["arm_b"]
+    )
+    strata = list(dict.fromkeys(tests["stratum"]))
+    n_pairs = tests.groupby("stratum").size().max()
+    fig, axes = plt.subplots(
+        1, len(strata), figsize=(4.2 * len(strata), 0.9 + 0.6 * n_pairs), squeeze=False, sharex=True
+    )
+    for ax, stratum in zip(axes.flat, strata, strict=True):
+        _draw_pairs(ax, tests[tests["stratum"] == stratum], differences, metric)
+        ax.set_title(stratum or "all runs", fontsize=10)
+    unit = "points" if "accuracy" in metric else "nats"
+    better = "right: A higher" if "accuracy" in metric else "left: A lower"
+    fig.supxlabel(f"final {metric}, A − B ({unit}; {better})", fontsize=9)
+    fig.suptitle(f"Paired differences per seed: {metric}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_pairs(ax: plt.Axes, tests: pd.DataFrame, differences: pd.DataFrame, metric: str) -> None:
+    """One row per pair of arms: the margin band, zero, the seeds' dots and the interval of the mean."""
+    margin = _in_unit(tests["margin"].iloc[0], metric)
+    ax.axvspan(-margin, margin, color="0.85", label=f"±margin ({margin:g})")
+    ax.axvline(0, color="0.3", lw=0.8)
+    for y, (_, test) in enumerate(tests.iterrows()):
+        dots = differences[
+            (differences["stratum"] == test["stratum"])
+            & (differences["metric"] == metric)
+            & (differences["arm_a"] == test["arm_a"])
+            & (differences["arm_b"] == test["arm_b"])
+        ]
+        ax.scatter(_in_unit(dots["diff"], metric), [y] * len(dots), s=18, color="C0", alpha=0.7, zorder=3)
+        mean, low, high = (_in_unit(test[key], metric) for key in ("diff", "ci_low", "ci_high"))
+        if pd.notna(low):
+            ax.errorbar(mean, y + 0.22, xerr=[[mean - low], [high - mean]], fmt="o", color="black", capsize=3)
+        ax.annotate(f"{test['test']}: {test['decision']}", (1.0, y - 0.25), xycoords=("axes fraction", "data"),
+                    ha="right", va="bottom", fontsize=7, color="0.3")  # fmt: skip
+    ax.set_yticks(range(len(tests)), tests["pair"])
+    ax.set_ylim(-0.6, len(tests) - 0.3)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:

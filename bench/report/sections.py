@@ -10,12 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.compare import ALPHA, MIN_SEEDS_BOOTSTRAP, show
+from bench.report.flags import CHANCE_MARGIN, CLIMB_EPOCHS
 from bench.report.groups import TIMING_ONLY_KEYS, Grouping, format_value, is_ignored, label
 from bench.report.heatmap import Heatmaps
 from bench.report.load import RunTable
 from bench.report.parity import COLUMNS as PARITY_COLUMNS
 from bench.report.render import Block, Code, Heading, Image, Paragraph, Table
-from bench.report.stats import COMPARISON_METRICS, STATUSES_NOT_AVERAGED, SUMMARY_METRICS
+from bench.report.stats import STATUSES_NOT_AVERAGED
+
+#: The summary table's columns: cross-entropy, not the penalised loss (which summary.csv also holds).
+SHOWN_METRICS = ("val_accuracy", "val_ce_loss", "accuracy", "ce_loss")
 
 
 @dataclass
@@ -27,10 +32,15 @@ class ReportData:
     grouping: Grouping
     finals: pd.DataFrame  # one row per run (its last epoch), with the label columns
     summary: pd.DataFrame
-    comparisons: pd.DataFrame
+    comparisons: pd.DataFrame  # bench.report.compare.compare_arms
+    differences: pd.DataFrame  # per-seed paired differences
+    flags: pd.DataFrame  # bench.report.flags.arm_flags
     timing: pd.DataFrame
     curves: list[Image]
+    difference_figures: list[Image]
     timing_figure: Image | None
+    targets: pd.DataFrame  # bench.report.target.target_summary
+    target_figures: list[Image]
     command: str
     heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
     parity: pd.DataFrame | None = None  # only when some experiment ran on both backends
@@ -47,11 +57,6 @@ def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
 
 def fmt_p(p: float) -> str:
     return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def p_clause(p: float) -> str:
-    """``p=0.012``, ``p<0.001`` or ``no test`` (fewer than two seeds on a side)."""
-    return "no test" if math.isnan(p) else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
 def unit(metric: str) -> str:
@@ -79,46 +84,108 @@ def overview(data: ReportData) -> list[Block]:
     return [Heading("flowerbench report", 1), Paragraph(text)]
 
 
-def _leader_first(row: pd.Series) -> tuple[str, str, int, int, float, float, float]:
-    """The pair ordered by mean val_accuracy: leader, trailer, their n, and leader - trailer in points."""
-    diff, low, high = (100 * row[key] for key in ("diff", "ci_low", "ci_high"))
-    if diff >= 0 or math.isnan(diff):
-        return row["arm_a"], row["arm_b"], row["n_a"], row["n_b"], diff, low, high
-    return row["arm_b"], row["arm_a"], row["n_b"], row["n_a"], -diff, -high, -low
+def _seeds(row: pd.Series) -> str:
+    if row["test"] == "paired t":
+        left = f", {int(row['seeds_left_out'])} unmatched left out" if row["seeds_left_out"] else ""
+        return f"paired t, {int(row['n_pairs'])} seeds{left}"
+    return f"{row['test']}, {int(row['n_a'])} vs {int(row['n_b'])} seeds"
 
 
-def _verdict_sentence(row: pd.Series) -> str:
-    """One comparison of val_accuracy in words, e.g. ``On keras, adamw beats sgd_l2 by 4.1 points ...``."""
-    leader, trailer, n_leader, n_trailer, diff, low, high = _leader_first(row)
-    where = f"On {row['stratum']}, " if row["stratum"] else ""
-    ci = "no CI" if math.isnan(low) else f"95 % CI [{low:.1f}, {high:.1f}]"
-    if row["better"]:
-        return (
-            f"{where}{leader} beats {trailer} by {diff:.1f} points of val_accuracy "
-            f"({ci}, {p_clause(row['p_value'])}, n={n_leader} vs {n_trailer})."
-        )
-    return (
-        f"{where}{leader} and {trailer} cannot be told apart with {n_leader} vs {n_trailer} seeds "
-        f"({leader} ahead by {diff:.1f} points, {ci}, {p_clause(row['p_value'])})."
-    )
+def seeds_clause(row: pd.Series) -> str:
+    """``~24 seeds per arm would likely decide it (21 more; an estimate)`` for an undecided pair."""
+    needed, have = row["seeds_needed"], int(row["n_pairs"] or min(row["n_a"], row["n_b"]))
+    if pd.isna(needed):
+        return "at least 2 seeds per arm are needed for a test"
+    if math.isinf(needed):
+        return "more than 1000 seeds per arm would be needed: at this spread, practically a tie"
+    return f"~{int(needed)} seeds per arm would likely decide it ({max(int(needed) - have, 1)} more; an estimate)"
+
+
+def _signed(row: pd.Series) -> str:
+    unit = "points" if "accuracy" in row["metric"] else "nats"
+    return f"{row['arm_a']} − {row['arm_b']} = {show(row['diff'], row['metric'])} {unit}"
+
+
+def _ci(row: pd.Series) -> str:
+    return f"95 % CI [{show(row['ci_low'], row['metric'])}, {show(row['ci_high'], row['metric'])}]"
+
+
+def pair_sentence(row: pd.Series) -> str:
+    """One comparison in words, e.g. ``adamw beats sgd_l2 by 4.1 points (paired t, 5 seeds, ...).``"""
+    metric, a, b = row["metric"], row["arm_a"], row["arm_b"]
+    if row["test"] == "none":
+        return f"{a} vs {b} is undecided: {seeds_clause(row)}."
+    if row["sd_diff"] == 0:
+        return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}): {row['reason']}."
+    if row["decision"] == "better":
+        loser = b if row["better"] == a else a
+        size = f"{show(abs(row['diff']), metric)} {'points' if 'accuracy' in metric else 'nats'}"
+        verb = "beats" if "accuracy" in metric else "has lower cross-entropy than"
+        return f"{row['better']} {verb} {loser} by {size} ({_seeds(row)}, {_ci(row)}, p={row['p_holm']:.2g})."
+    if row["decision"] == "equivalent":
+        margin = show(row["margin"], metric)
+        return f"{a} and {b} are equivalent within ±{margin} ({_signed(row)}, {_seeds(row)}, {_ci(row)})."
+    return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}, {_ci(row)}): {seeds_clause(row)}."
+
+
+def _loss_sentence(tests: pd.DataFrame) -> str:
+    """The cross-entropy decisions in one sentence: ``adamw < sgd_l2; adam_l2 vs adamw undecided``."""
+    parts = []
+    for _, row in tests.iterrows():
+        if row["decision"] == "better":
+            loser = row["arm_b"] if row["better"] == row["arm_a"] else row["arm_a"]
+            parts.append(f"{row['better']} lower than {loser} ({show(abs(row['diff']), row['metric'])} nats)")
+        else:
+            parts.append(f"{row['arm_a']} vs {row['arm_b']} {row['decision']}")
+    return f" Validation cross-entropy: {'; '.join(parts)}." if parts else ""
+
+
+def _flag_sentence(flags: pd.DataFrame) -> str:
+    """``Warnings: sgd_l2 near chance; adamw, sgd_l2 still climbing.`` (details in the Warnings section)."""
+    if flags.empty:
+        return ""
+    parts = [f"{', '.join(group['arm'])} {flag}" for flag, group in flags.groupby("flag", sort=False)]
+    return f" Warnings (see below): {'; '.join(parts)}."
+
+
+def _stratum_verdict(name: str, tests: pd.DataFrame, flags: pd.DataFrame) -> Paragraph:
+    accuracy = " ".join(pair_sentence(row) for _, row in tests[tests["metric"] == "val_accuracy"].iterrows())
+    text = f"**{name or 'All runs'}.** {accuracy}{_loss_sentence(tests[tests['metric'] == 'val_ce_loss'])}"
+    return Paragraph(text + _flag_sentence(flags))
 
 
 def verdict(data: ReportData) -> list[Block]:
     done = data.finals["status"] == "completed"
-    tests = data.comparisons[data.comparisons["metric"] == "val_accuracy"]
+    blocks: list[Block] = [Heading("Verdict")]
     if not done.any():
         text = "No run has completed yet, so there is nothing to compare; see the runs not averaged below."
-    elif tests.empty:
+        return [*blocks, Paragraph(text)]
+    if data.comparisons.empty:
         text = f"Each stratum has completed runs of a single {data.grouping.compare}: nothing to compare."
-    else:
-        sentences = " ".join(_verdict_sentence(row) for _, row in tests.iterrows())
-        text = (
-            "Final validation accuracy, Welch's t-test at the 5 % level, one test per pair, not corrected "
-            f"for multiple comparisons. {sentences}"
-        )
-    if excluded := int((~done).sum()):
-        text += f" {excluded} run(s) diverged, failed or did not finish and are left out (listed below)."
-    return [Heading("Verdict"), Paragraph(text)]
+        return [*blocks, Paragraph(text + _excluded(done))]
+    margins = data.comparisons.groupby("metric")["margin"].first()
+    method = (
+        "Final-epoch values of completed runs. A seed fixes the initial weights and the batch order, so arms "
+        "are compared seed by seed (paired t-test) wherever they share seeds, by Welch's test otherwise. Each "
+        "pair ends in one of four answers: one arm **better** (95 % interval of the difference excludes 0, "
+        "Holm-adjusted across the pairs of a stratum), **equivalent** (two one-sided tests show the difference "
+        f"is within ±{show(margins.get('val_accuracy', math.nan), 'val_accuracy')} accuracy points, "
+        f"±{show(margins.get('val_ce_loss', math.nan), 'val_ce_loss')} nats of cross-entropy), or "
+        "**undecided**, with an estimate of the seeds that would decide it."
+    )
+    blocks.append(Paragraph(method + _excluded(done)))
+    for stratum, tests in data.comparisons.groupby("stratum", sort=False):
+        blocks.append(_stratum_verdict(stratum, tests, data.flags[data.flags["stratum"] == stratum]))
+    return blocks
+
+
+def _excluded(done: pd.Series) -> str:
+    excluded = int((~done).sum())
+    return (
+        f" {excluded} run(s) diverged, failed or did not finish and are left out (listed below)."
+        if excluded
+        else ""
+    )
 
 
 def _group_header(grouping: Grouping) -> list[str]:
@@ -133,13 +200,13 @@ def _group_cells(row: pd.Series, grouping: Grouping, label_columns: list[str]) -
 
 def summary_section(data: ReportData) -> list[Block]:
     header = [*_group_header(data.grouping), "n"]
-    for metric in SUMMARY_METRICS:
+    for metric in SHOWN_METRICS:
         header += [f"{unit(metric)} mean ± sd", "95 % CI"]
     header += ["best epoch", *(f"n {s}" for s in STATUSES_NOT_AVERAGED), "note"]
     rows = []
     for _, row in data.summary.iterrows():
         cells = [*_group_cells(row, data.grouping, data.grouping.arm_label_columns), str(row["n_seeds"])]
-        for metric in SUMMARY_METRICS:
+        for metric in SHOWN_METRICS:
             cells += [
                 _mean_sd(row, metric),
                 _interval(row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], metric),
@@ -148,38 +215,137 @@ def summary_section(data: ReportData) -> list[Block]:
         rows.append([*cells, row["note"]])
     text = (
         "Final-epoch metrics of completed runs: mean ± sample sd over seeds and the 95 % t-interval of the "
-        "mean. Accuracies in percent; losses include the L2 penalty. `best epoch` is the mean epoch of "
-        "highest val_accuracy. File: `summary.csv` (fractions, not percent; one column per setting)."
+        "mean. Accuracies in percent; `ce_loss` is the cross-entropy alone, comparable across arms. The "
+        "reported `loss`/`val_loss` add each arm's own L2 penalty (none for AdamW), so they are in "
+        "`summary.csv` only, never compared. `best epoch` is the mean epoch of highest val_accuracy. "
+        "File: `summary.csv` (fractions, not percent; one column per setting)."
     )
     return [Heading("Summary"), Paragraph(text), Table(header, rows)]
 
 
 def _comparison_cells(row: pd.Series) -> list[str]:
     metric = row["metric"]
+    needed = "" if pd.isna(row["seeds_needed"]) else f", ~{row['seeds_needed']:.0f} seeds"
+    if isinstance(row["seeds_needed"], float) and math.isinf(row["seeds_needed"]):
+        needed = ", >1000 seeds"
     return [
         row["stratum"] or "all runs",
-        unit(metric),
+        metric,
         f"{row['arm_a']} vs {row['arm_b']}",
-        f"{row['n_a']} vs {row['n_b']}",
-        fmt(row["diff"], metric),
+        _seeds(row) if row["test"] != "none" else f"none, {row['n_a']} vs {row['n_b']} seeds",
+        show(row["diff"], metric),
         _interval(row["ci_low"], row["ci_high"], metric),
-        fmt_p(row["p_value"]),
-        row["conclusion"],
+        _interval(row["boot_ci_low"], row["boot_ci_high"], metric),
+        fmt_p(row["p_holm"]),
+        fmt_p(row["tost_p_holm"]),
+        "—" if pd.isna(row["corr"]) else f"{row['corr']:.2f}",
+        _probability(row),
+        (f"{row['better']} better" if row["decision"] == "better" else row["decision"]) + needed,
     ]
+
+
+def _probability(row: pd.Series) -> str:
+    if pd.isna(row["p_a_better"]):
+        return "—"
+    if pd.isna(row["p_a_better_ci_low"]):
+        return f"{row['p_a_better']:.2f}"
+    return f"{row['p_a_better']:.2f} [{row['p_a_better_ci_low']:.2f}, {row['p_a_better_ci_high']:.2f}]"
 
 
 def comparisons_section(data: ReportData) -> list[Block]:
     if data.comparisons.empty:
         return [Heading("Pairwise comparisons"), Paragraph("No stratum holds two arms with completed runs.")]
-    header = ["stratum", "metric", "A vs B", "n", "A - B", "95 % CI", "p", "conclusion"]
+    header = ["stratum", "metric", "A vs B", "test", "A − B", "95 % CI", "bootstrap CI", "p (Holm)"]
+    header += ["TOST p (Holm)", "r", "P(A beats B)", "decision"]
     rows = [_comparison_cells(row) for _, row in data.comparisons.iterrows()]
     text = (
-        f"Difference of mean final {' and '.join(COMPARISON_METRICS)} between two arms of one stratum, with "
-        "Welch's 95 % CI and p-value. A pair is `not distinguishable` when either side has fewer than 2 "
-        "seeds, p ≥ 0.05 or the CI contains 0. Higher accuracy and lower loss are better. "
-        "File: `comparisons.csv`."
+        "Differences of final val_accuracy (points) and validation cross-entropy (nats) between two arms of one "
+        "stratum. `test`: paired t on the seeds both arms ran (`scipy.stats.ttest_rel`), Welch's t where they "
+        "share fewer than two (`scipy.stats.ttest_ind`, unequal variances). `95 % CI`: that test's interval of "
+        f"the mean difference. `bootstrap CI`: BCa (`scipy.stats.bootstrap`), given from {MIN_SEEDS_BOOTSTRAP} "
+        "seeds an arm on: with fewer, resamples of so few values give a spread too narrow to trust. "
+        "`p (Holm)`: the difference test, Holm-adjusted across the pairs of the stratum (`statsmodels`). "
+        f"`TOST p`: equivalence within ±margin, two one-sided tests (`statsmodels ttost_paired/ttost_ind`). "
+        "`r`: Pearson correlation of the paired arms over seeds (how much of a seed's luck both share; a "
+        "high r is where pairing gains). `P(A beats B)`: probability that a run of A scores better than a run "
+        "of B, rliable's probability of improvement (Mann-Whitney U / n_A n_B), with a percentile bootstrap "
+        f"interval from {MIN_SEEDS_BOOTSTRAP} seeds an arm on. Decisions at the {100 * ALPHA:.0f} % level; "
+        "`~N seeds` (undecided only): seeds per arm for an 80 % chance of a decision if the observed mean "
+        "difference and spread hold, an estimate (`statsmodels TTestPower`, or the TOST power for an "
+        "equivalence). Files: `comparisons.csv`, `seed_differences.csv`."
     )
-    return [Heading("Pairwise comparisons"), Paragraph(text), Table(header, rows)]
+    return [Heading("Pairwise comparisons"), Paragraph(text), Table(header, rows), *data.difference_figures]
+
+
+def best_epoch_section(data: ReportData) -> list[Block]:
+    """The best epoch's val_accuracy: selected on the validation photos, so optimistic; never the headline."""
+    rows = [
+        [
+            *_group_cells(row, data.grouping, data.grouping.arm_label_columns),
+            str(row["n_seeds"]),
+            _mean_sd(row, "best_val_accuracy"),
+            _mean_sd(row, "val_accuracy"),
+            fmt(row["best_epoch_mean"], digits=1),
+        ]
+        for _, row in data.summary.iterrows()
+    ]
+    header = [*_group_header(data.grouping), "n", "best-epoch val_accuracy (%)", "final val_accuracy (%)"]
+    text = (
+        "Optimistic: each run's highest val_accuracy over its epochs, chosen on the same validation photos it "
+        "is measured on (no held-out choice of epoch), beside the final-epoch value the verdict uses."
+    )
+    return [Heading("Best epoch (optimistic)"), Paragraph(text), Table([*header, "best epoch"], rows)]
+
+
+def flags_section(data: ReportData) -> list[Block]:
+    if data.flags.empty:
+        return []
+    rows = [[row.stratum or "all runs", row.arm, row.flag, row.detail] for row in data.flags.itertuples()]
+    text = (
+        f"`near chance`: the 95 % CI of the arm's mean final val_accuracy reaches within {100 * CHANCE_MARGIN:.0f} "
+        "points of chance (1 / number of classes). `still climbing`: the seed-mean val_accuracy still rises by "
+        f"at least the accuracy margin per epoch over the last {CLIMB_EPOCHS} epochs. `seeds left out`: "
+        "diverged, failed or unfinished runs, in no mean or test. File: `flags.csv`."
+    )
+    return [Heading("Warnings"), Paragraph(text), Table(["stratum", "arm", "warning", "detail"], rows)]
+
+
+def _median_cell(row: pd.Series, name: str, digits: int) -> str:
+    """``3 [2, 4]``; a missing median is "not reached" (fewer than half got there), a missing bound "∞"."""
+    median, low, high = (row[f"{name}_{part}"] for part in ("median", "ci_low", "ci_high"))
+    if pd.isna(median):
+        return "not reached"
+    low_text = "—" if pd.isna(low) else f"{low:.{digits}f}"
+    high_text = "∞" if pd.isna(high) else f"{high:.{digits}f}"
+    return f"{median:.{digits}f} [{low_text}, {high_text}]"
+
+
+def target_section(data: ReportData) -> list[Block]:
+    if data.targets.empty:
+        return []
+    rows = [
+        [
+            row["stratum"] or "all runs",
+            row["arm"],
+            fmt(row["target"], "accuracy"),
+            f"{row['n_reached']} / {row['n_runs']}",
+            _median_cell(row, "epoch", 0),
+            "—" if pd.isna(row["images_median"]) else f"{row['images_median']:,.0f}",
+            _median_cell(row, "train_s", 1),
+        ]
+        for _, row in data.targets.iterrows()
+    ]
+    header = ["stratum", "arm", "target val_accuracy (%)", "reached", "epochs: median [95 % CI]"]
+    header += ["images seen (median)", "training s: median [95 % CI]"]
+    text = (
+        "How much training each arm needs to reach a validation accuracy, as AlgoPerf scores optimizers. "
+        "Target: `report.target` if set, else 95 % of the best arm's mean final val_accuracy in the stratum. "
+        "Per run: the first epoch at or above it, the images trained on and the training seconds until then "
+        "(evaluation excluded); a run that never gets there is censored at its last epoch. Medians and "
+        "intervals are Kaplan-Meier estimates (`scipy.stats.ecdf`, log-log band; ∞ = no upper bound with so "
+        "few runs). Files: `time_to_target.csv`, `target_summary.csv`."
+    )
+    return [Heading("Time to target"), Paragraph(text), Table(header, rows), *data.target_figures]
 
 
 def curves_section(data: ReportData) -> list[Block]:
@@ -345,8 +511,11 @@ def regenerate_section(data: ReportData) -> list[Block]:
 SECTIONS = (
     overview,
     verdict,
+    flags_section,
     summary_section,
     comparisons_section,
+    best_epoch_section,
+    target_section,
     curves_section,
     heatmap_section,
     parity_section,

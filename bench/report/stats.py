@@ -1,16 +1,14 @@
-"""Tables computed from the tidy frame: final metrics per run, per-group summary, pairwise tests, timing.
+"""Tables computed from the tidy frame: final metrics per run, per-group summary, timing.
 
-Only ``completed`` runs enter means and tests; diverged, failed and incomplete runs are counted apart.
-Intervals are 95 % t-intervals across seeds (Welch's for differences), which stay honest at 2-5 seeds
-where a bootstrap would not.
+Only ``completed`` runs enter means; diverged, failed and incomplete runs are counted apart. Intervals are
+95 % t-intervals across seeds (``scipy.stats.t``), which stay honest at 2-5 seeds where a bootstrap would not.
+Pairwise comparisons and the verdict are in :mod:`bench.report.compare`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,15 +18,12 @@ from bench.report.groups import iter_groups
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
-SUMMARY_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
-COMPARISON_METRICS = ("val_accuracy", "val_loss")
+#: Final-epoch metrics summarised per group. ``loss`` and ``val_loss`` include each arm's own L2 penalty (none
+#: for AdamW): kept in summary.csv, never compared across arms; ``best_val_accuracy`` selects on validation.
+SUMMARY_METRICS = (
+    "val_accuracy", "val_ce_loss", "accuracy", "ce_loss", "val_loss", "loss", "best_val_accuracy",
+)  # fmt: skip
 STATUSES_NOT_AVERAGED = ("diverged", "failed", "incomplete")
-PAIR_COLUMNS = ["metric", "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "ci_low", "ci_high"]
-PAIR_COLUMNS += ["p_value", "better", "conclusion"]
-
-
-def higher_is_better(metric: str) -> bool:
-    return "loss" not in metric
 
 
 def finite(values: Sequence[float] | pd.Series) -> np.ndarray:
@@ -47,11 +42,16 @@ def t_interval(values: Sequence[float] | pd.Series) -> tuple[float, float]:
 
 
 def final_epochs(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its last finished epoch, plus ``best_epoch`` (the epoch of highest val_accuracy)."""
+    """One row per run: its last finished epoch, plus ``best_epoch`` and ``best_val_accuracy``.
+
+    The best epoch is the one of highest val_accuracy: chosen on the validation photos, so its accuracy is an
+    optimistic estimate; the headline uses the last epoch.
+    """
     last = frame.sort_values(["run_dir", "epoch"]).drop_duplicates("run_dir", keep="last")
     scored = frame.dropna(subset=["val_accuracy"])
     best = scored.sort_values(["run_dir", "val_accuracy", "epoch"], ascending=[True, False, True])
-    best = best.drop_duplicates("run_dir")[["run_dir", "epoch"]].rename(columns={"epoch": "best_epoch"})
+    best = best.drop_duplicates("run_dir")[["run_dir", "epoch", "val_accuracy"]]
+    best = best.rename(columns={"epoch": "best_epoch", "val_accuracy": "best_val_accuracy"})
     return last.merge(best, on="run_dir", how="left").reset_index(drop=True)
 
 
@@ -89,50 +89,6 @@ def summarize(
         row["note"] = _note(len(done))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def welch(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Welch's test of mean(a) - mean(b): the difference, its 95 % CI and the p-value (NaN if n < 2)."""
-    diff = a.mean() - b.mean() if len(a) and len(b) else math.nan
-    if len(a) < 2 or len(b) < 2:
-        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
-    test = stats.ttest_ind(a, b, equal_var=False)
-    ci = test.confidence_interval(CONFIDENCE)
-    return {"diff": diff, "ci_low": ci.low, "ci_high": ci.high, "p_value": test.pvalue}
-
-
-def compare_pair(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray, metric: str) -> dict[str, Any]:
-    """One row of comparisons.csv: sizes, means, Welch's test and which arm, if any, is better."""
-    test = welch(a, b)
-    separated = test["p_value"] < ALPHA and not test["ci_low"] <= 0 <= test["ci_high"]  # False for NaN
-    better = ""
-    if separated:
-        better = name_a if (test["diff"] > 0) == higher_is_better(metric) else name_b
-    means = {"mean_a": a.mean() if len(a) else math.nan, "mean_b": b.mean() if len(b) else math.nan}
-    return (
-        {"metric": metric, "arm_a": name_a, "arm_b": name_b, "n_a": len(a), "n_b": len(b)}
-        | means
-        | test
-        | {"better": better, "conclusion": f"{better} better" if better else "not distinguishable"}
-    )
-
-
-def compare_arms(
-    finals: pd.DataFrame, strata: Sequence[str], metrics: Sequence[str] = COMPARISON_METRICS
-) -> pd.DataFrame:
-    """Welch-test every pair of arms (column ``arm``) within each stratum, on the final metrics.
-
-    ``diff`` is mean_a - mean_b; ``better`` names the better arm (higher accuracy, lower loss) when
-    p < 0.05 and the CI excludes 0, and is empty otherwise (``not distinguishable``, also when n < 2).
-    """
-    done = finals[finals["status"] == "completed"]
-    rows = []
-    for key, stratum in iter_groups(done, strata):
-        arms = dict(list(stratum.groupby("arm")))
-        for (a, b), metric in itertools.product(itertools.combinations(sorted(arms), 2), metrics):
-            pair = compare_pair(a, finite(arms[a][metric]), b, finite(arms[b][metric]), metric)
-            rows.append({"stratum": stratum["stratum"].iloc[0]} | key | pair)
-    return pd.DataFrame(rows, columns=["stratum", *strata, *PAIR_COLUMNS])  # the header even with no pair
 
 
 def steady_epochs(frame: pd.DataFrame) -> pd.DataFrame:
