@@ -134,7 +134,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.pearsonr(a, b).statistic)
 
 
-def tost_power(n: int, diff: float, sd: float, margin: float) -> float:
+def tost_power(n: int, diff: float, sd: float, margin: float, alpha: float = ALPHA) -> float:
     """Approximate power of two one-sided t-tests with n seeds when the true difference is ``diff``.
 
     Each one-sided statistic is non-central t with n - 1 degrees of freedom and non-centrality
@@ -142,25 +142,26 @@ def tost_power(n: int, diff: float, sd: float, margin: float) -> float:
     tight when the power is high.
     """
     df, scale = n - 1, sd / math.sqrt(n)
-    critical = stats.t.ppf(1 - ALPHA, df)
+    critical = stats.t.ppf(1 - alpha, df)
     miss = sum(stats.nct.cdf(critical, df, (margin + sign * diff) / scale) for sign in (1, -1))
     return max(0.0, 1.0 - miss)
 
 
-def seeds_needed(diff: float, sd: float, margin: float) -> float:
+def seeds_needed(diff: float, sd: float, margin: float, alpha: float = ALPHA) -> float:
     """Seeds per arm for 80 % power, if the observed mean difference and sd held (an estimate).
 
     A difference at least as large as the margin is a question of "which is better": the paired t-test's
     sample size (``TTestPower``). A smaller one is a question of equivalence: the smallest n at which
-    :func:`tost_power` reaches 80 %. Returns inf beyond ``MAX_SEEDS``, nan without a spread to go on.
+    :func:`tost_power` reaches 80 %. ``alpha`` is the level the test must pass: ALPHA / k for k pairs,
+    Holm's strictest step. Returns inf beyond ``MAX_SEEDS``, nan without a spread to go on.
     """
     if not (math.isfinite(sd) and sd > 0 and math.isfinite(diff)):
         return math.nan
     if abs(diff) >= margin:
-        n = TTestPower().solve_power(effect_size=abs(diff) / sd, alpha=ALPHA, power=POWER)
+        n = TTestPower().solve_power(effect_size=abs(diff) / sd, alpha=alpha, power=POWER)
         return float(math.ceil(n)) if math.isfinite(n) and n <= MAX_SEEDS else math.inf
     for n in range(2, MAX_SEEDS + 1):
-        if tost_power(n, diff, sd, margin) >= POWER:
+        if tost_power(n, diff, sd, margin, alpha) >= POWER:
             return float(n)
     return math.inf
 
@@ -203,8 +204,11 @@ def holm(p_values: pd.Series) -> pd.Series:
     return adjusted
 
 
-def decide(row: Mapping[str, Any]) -> dict[str, Any]:
-    """better (which arm) / equivalent / undecided, the reason in words, and seeds needed when undecided."""
+def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
+    """better (which arm) / equivalent / undecided, the reason in words, and seeds needed when undecided.
+
+    ``n_tests`` is the number of pairs Holm corrects over, for the seeds-needed estimate.
+    """
     metric, margin = row["metric"], row["margin"]
     if row["test"] == "none" or row["sd_diff"] == 0:
         reason = "fewer than 2 seeds in an arm" if row["test"] == "none" else "no spread across seeds"
@@ -224,8 +228,11 @@ def decide(row: Mapping[str, Any]) -> dict[str, Any]:
         winner = row["arm_a"] if a_wins else row["arm_b"]
         reason = f"{row['test']} p={row['p_value']:.3g}{holm_note}; {ci}"
         return {"decision": "better", "better": winner, "seeds_needed": math.nan, "reason": reason}
-    needed = seeds_needed(row["diff"], row["sd_diff"], margin)
-    reason = f"{ci} holds 0 and reaches past ±{show(margin, metric)}{holm_note}"
+    needed = seeds_needed(row["diff"], row["sd_diff"], margin, ALPHA / n_tests)
+    if row["p_value"] < ALPHA:  # significant alone, not once corrected for the other pairs
+        reason = f"{ci}, but {row['test']} p={row['p_value']:.3g}{holm_note} over {n_tests} pairs"
+    else:
+        reason = f"{ci} holds 0 and reaches past ±{show(margin, metric)}{holm_note}"
     return {"decision": "undecided", "better": "", "seeds_needed": needed, "reason": reason}
 
 
@@ -278,7 +285,8 @@ def compare_arms(finals: pd.DataFrame, strata: Sequence[str], margins: Mapping[s
 def adjust_and_decide(family: pd.DataFrame) -> pd.DataFrame:
     """Holm across the pairs of one stratum and metric, for the difference and the equivalence tests."""
     family = family.assign(p_holm=holm(family["p_value"]), tost_p_holm=holm(family["tost_p"]))
-    return pd.DataFrame([row | decide(row) for row in family.to_dict("records")])
+    n_tests = max(1, int(family["p_value"].notna().sum()))
+    return pd.DataFrame([row | decide(row, n_tests) for row in family.to_dict("records")])
 
 
 def seed_differences(finals: pd.DataFrame, strata: Sequence[str]) -> pd.DataFrame:

@@ -169,7 +169,7 @@ def plot_paired_differences(differences: pd.DataFrame, comparisons: pd.DataFrame
     strata = list(dict.fromkeys(tests["stratum"]))
     n_pairs = tests.groupby("stratum").size().max()
     fig, axes = plt.subplots(
-        1, len(strata), figsize=(4.2 * len(strata), 0.9 + 0.6 * n_pairs), squeeze=False, sharex=True
+        1, len(strata), figsize=(1.5 + 4.5 * len(strata), 1.2 + 0.7 * n_pairs), squeeze=False, sharex=True
     )
     for ax, stratum in zip(axes.flat, strata, strict=True):
         _draw_pairs(ax, tests[tests["stratum"] == stratum], differences, metric)

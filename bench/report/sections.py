@@ -97,7 +97,7 @@ def seeds_clause(row: pd.Series) -> str:
     if pd.isna(needed):
         return "at least 2 seeds per arm are needed for a test"
     if math.isinf(needed):
-        return "more than 1000 seeds per arm would be needed: at this spread, practically a tie"
+        return "more than 1000 seeds per arm would be needed at this spread (an estimate)"
     return f"~{int(needed)} seeds per arm would likely decide it ({max(int(needed) - have, 1)} more; an estimate)"
 
 
@@ -125,7 +125,8 @@ def pair_sentence(row: pd.Series) -> str:
     if row["decision"] == "equivalent":
         margin = show(row["margin"], metric)
         return f"{a} and {b} are equivalent within ±{margin} ({_signed(row)}, {_seeds(row)}, {_ci(row)})."
-    return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}, {_ci(row)}): {seeds_clause(row)}."
+    holm = f", Holm p={row['p_holm']:.2g}" if row["p_value"] < ALPHA <= row["p_holm"] else ""
+    return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}, {_ci(row)}{holm}): {seeds_clause(row)}."
 
 
 def _loss_sentence(tests: pd.DataFrame) -> str:
@@ -270,9 +271,10 @@ def comparisons_section(data: ReportData) -> list[Block]:
         "high r is where pairing gains). `P(A beats B)`: probability that a run of A scores better than a run "
         "of B, rliable's probability of improvement (Mann-Whitney U / n_A n_B), with a percentile bootstrap "
         f"interval from {MIN_SEEDS_BOOTSTRAP} seeds an arm on. Decisions at the {100 * ALPHA:.0f} % level; "
-        "`~N seeds` (undecided only): seeds per arm for an 80 % chance of a decision if the observed mean "
-        "difference and spread hold, an estimate (`statsmodels TTestPower`, or the TOST power for an "
-        "equivalence). Files: `comparisons.csv`, `seed_differences.csv`."
+        "`~N seeds` (undecided only): seeds per arm for an 80 % chance of a decision at level 5 % / k for k "
+        "pairs (Holm's strictest step) if the observed mean difference and spread hold, an estimate "
+        "(`statsmodels TTestPower`, or the TOST power where the difference is inside the margin). "
+        "Files: `comparisons.csv`, `seed_differences.csv`."
     )
     return [Heading("Pairwise comparisons"), Paragraph(text), Table(header, rows), *data.difference_figures]
 

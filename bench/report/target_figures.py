@@ -67,7 +67,7 @@ def plot_time_to_target(times: pd.DataFrame, summary: pd.DataFrame, colors: dict
     """
     strata = sorted(times["stratum"].unique()) or [""]
     fig, axes = plt.subplots(
-        1, len(strata), figsize=(1.5 + 4.2 * len(strata), 3.8), sharey=True, squeeze=False
+        1, len(strata), figsize=(3.0 + 4.5 * len(strata), 3.8), sharey=True, squeeze=False
     )
     for ax, stratum in zip(axes.flat, strata, strict=True):
         runs = times[times["stratum"] == stratum]
@@ -80,7 +80,7 @@ def plot_time_to_target(times: pd.DataFrame, summary: pd.DataFrame, colors: dict
     axes.flat[0].set_ylabel("fraction of runs at target\n(1 − Kaplan-Meier survival)")
     handles = axes.flat[-1].get_legend_handles_labels()[0] + _marker_handles()
     axes.flat[-1].legend(handles=handles, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.suptitle("Time to target val_accuracy (training time excludes evaluation; dotted: half of the runs)")
+    fig.suptitle("Time to target val_accuracy (dotted: half of the runs)", fontsize=11)
     fig.tight_layout()
     return fig
 
