@@ -3,7 +3,7 @@
 Both backends build the same layers from :class:`CNNSpec` and load the same initial weights, made here in numpy
 with Keras' defaults (glorot_uniform kernels, zero biases). Weights use Keras' layout: conv kernels HWIO, dense
 kernels (in, out), and the Flatten before the first dense layer reads the feature map in HWC order. Each
-backend translates that layout on load (DESIGN.md, "Parity").
+backend translates that layout on load (docs/design.md, "Parity").
 """
 
 from __future__ import annotations

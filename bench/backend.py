@@ -1,9 +1,21 @@
-"""The one interface every backend implements, and the one place a backend is chosen.
+"""The interface every backend implements, the one registry of backends, and the one way to make a trainer.
 
 A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the CNN from a
 :class:`~bench.architecture.CNNSpec` and load numpy weights), ``optim.py`` (translate the optimizer and
-schedule configs, one factory), and ``trainer.py`` (a :class:`Trainer`). The runner only talks to
-:class:`Trainer`; it never imports a framework.
+schedule configs, one factory), ``trainer.py`` (a :class:`Trainer`) and ``reference.py`` (the yardsticks of
+``python -m bench.throughput``, :class:`Reference`). :data:`REGISTRY` names them; nothing is imported until a
+backend is asked for by name, so this module, like all of ``bench/``, imports no framework (and no numpy:
+``bench.config`` takes the backend names from here and stays cheap to import).
+
+Who calls what:
+
+- :func:`build_trainer` (the runner, ``bench.throughput``, the step benchmarks, the tests) loads the class,
+  calls its process-wide :meth:`Trainer.setup` once, then constructs it with the initial weights.
+- The runner calls :meth:`Trainer.train_epoch` and :meth:`Trainer.evaluate`, which this base class owns: they
+  iterate the batches, count images, call ``on_step`` and turn the sums into :class:`EpochMetrics`. A backend
+  implements only the framework's part: :meth:`~Trainer.begin_pass`, :meth:`~Trainer.train_step`,
+  :meth:`~Trainer.eval_step`, :meth:`~Trainer.read_sums`, plus :meth:`~Trainer.predict_logits`,
+  :meth:`~Trainer.learning_rate`, :meth:`~Trainer.get_weights` and :meth:`~Trainer.environment`.
 """
 
 from __future__ import annotations
@@ -12,25 +24,27 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from bench.architecture import CNNSpec
-from bench.config import RunConfig
 from bench.errors import BackendUnavailableError
 
-# The frameworks each backend needs, to name them in the error when one is missing.
-_REQUIREMENTS = {"keras": "tensorflow and keras", "torch": "torch"}
+if TYPE_CHECKING:
+    import numpy as np
 
-Batch = tuple[np.ndarray, np.ndarray]  # (uint8 images N x H x W x C, int32 labels N)
+    from bench.architecture import CNNSpec
+    from bench.config import RunConfig
+
+Batch = tuple["np.ndarray", "np.ndarray"]  # (uint8 images N x H x W x C, integer labels N)
+INSTALL_HINT = 'install flowerbench as README\'s "Quick start" says (pip install -e ".[dev]")'
 
 
 @dataclass
 class EpochMetrics:
     """Sample-weighted means over an epoch, named as in Keras' History.
 
-    ``loss`` includes the L2 penalty (as Keras reports it); ``ce_loss`` is the cross-entropy alone.
+    ``loss`` includes the L2 penalty (as Keras reports it); ``ce_loss`` is the cross-entropy alone. A pass
+    over no batches has ``images == 0`` and NaN means.
     """
 
     loss: float
@@ -42,6 +56,9 @@ class EpochMetrics:
 class Trainer(ABC):
     """Trains one model with one optimizer on batches the runner hands it.
 
+    Make one with :func:`build_trainer`, which calls :meth:`setup` first. Backends implement the abstract
+    methods; :meth:`train_epoch` and :meth:`evaluate` are the template and are not overridden.
+
     Args:
         run: the validated config (backend, optimizer, schedule, train settings, seed).
         spec: the network to build.
@@ -49,23 +66,77 @@ class Trainer(ABC):
         steps_per_epoch: batches per epoch, for schedules defined over the whole run.
     """
 
+    @classmethod
+    @abstractmethod
+    def setup(cls, run: RunConfig) -> None:
+        """Put the process in the state ``run`` needs: threads, RNG seeds, deterministic ops, precision
+        policy, allocator, the previous job's framework state freed.
+
+        Process-wide, so never done by the constructor: :func:`build_trainer` calls it once before each
+        trainer it makes (a sweep's jobs in one process each call it again, so it must tolerate that).
+
+        Raises:
+            ConfigError: the requested device is not available.
+        """
+
     @abstractmethod
     def __init__(
         self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ): ...
 
-    @abstractmethod
+    # ------------------------------------------------------------------------------------------ template
+
     def train_epoch(
         self, batches: Iterable[Batch], on_step: Callable[[int], Any] | None = None
     ) -> EpochMetrics:
-        """One pass over ``batches`` (one optimizer step each); ``on_step(n_images)`` after each step.
+        """One pass over ``batches`` (one optimizer step each); ``on_step(n_images)`` after each step."""
+        self.begin_pass(training=True)
+        return self._pass(self.train_step, batches, on_step)
 
-        Implementations must not synchronise with the device per step beyond what the framework needs.
-        """
-
-    @abstractmethod
     def evaluate(self, batches: Iterable[Batch]) -> EpochMetrics:
         """Loss (penalty included) and accuracy of the current weights, no update, dropout off."""
+        self.begin_pass(training=False)
+        return self._pass(self.eval_step, batches, None)
+
+    def _pass(
+        self, step: Callable[[Any, Any], None], batches: Iterable[Batch], on_step: Callable[[int], Any] | None
+    ) -> EpochMetrics:
+        """The hot loop: per batch one step call, one count and the optional ``on_step``; the sums are read
+        once, at the end (:meth:`read_sums`), so no step waits for the device."""
+        n = 0
+        for images, labels in batches:
+            step(images, labels)
+            size = len(labels)
+            n += size
+            if on_step is not None:
+                on_step(size)
+        loss_sum, ce_sum, correct = self.read_sums()
+        if n == 0:
+            return EpochMetrics(loss=float("nan"), accuracy=float("nan"), ce_loss=float("nan"), images=0)
+        return EpochMetrics(loss=loss_sum / n, accuracy=correct / n, ce_loss=ce_sum / n, images=n)
+
+    # ------------------------------------------------------------------------------ framework's part
+
+    @abstractmethod
+    def begin_pass(self, training: bool) -> None:
+        """Zero the accumulated sums and set the model to training (dropout on) or inference mode."""
+
+    @abstractmethod
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """One optimizer step on one batch (uint8 NHWC images, integer labels), adding the batch's sums to the
+        accumulator on the device. Must not wait for the device beyond what the framework needs."""
+
+    @abstractmethod
+    def eval_step(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Add one batch's sums to the accumulator, dropout off and weights unchanged."""
+
+    @abstractmethod
+    def read_sums(self) -> tuple[float, float, float]:
+        """The pass's (loss x n, cross-entropy x n, correct) sums: its one device-to-host transfer."""
+
+    @abstractmethod
+    def predict_logits(self, images: np.ndarray) -> np.ndarray:
+        """Float32 logits (N x classes) of uint8 images, dropout off."""
 
     @abstractmethod
     def learning_rate(self) -> float:
@@ -80,20 +151,104 @@ class Trainer(ABC):
         """Framework versions, device, threads and precision, for result.json."""
 
 
+class BareLoop(Protocol):
+    """``backends.<name>.reference.BareLoop``: the model trained by a loop a user would write without
+    flowerbench. Constructed as ``BareLoop(spec, weights, optimizer_name, lr, batch_size, precision)``."""
+
+    def train(self, images: np.ndarray, labels: np.ndarray) -> list[float]:
+        """One pass over ``images`` in whole batches; the seconds of each step."""
+        ...
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A backend's yardsticks for ``python -m bench.throughput``, from ``backends/<name>/reference.py``."""
+
+    bare_loop: Callable[..., BareLoop]  # (spec, weights, optimizer name, lr, batch_size, precision)
+    matmul_gflops: Callable[[int, str], float | None]  # (size, "fp32" | "bf16") -> peak GFLOP/s or None
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One registered backend: its package and the frameworks it needs (named in the error if missing)."""
+
+    name: str
+    package: str
+    requires: str
+
+    def _import(self, module: str) -> ModuleType:
+        try:
+            return importlib.import_module(f"{self.package}.{module}")
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or str(exc)
+            if missing.split(".")[0] in ("bench", "backends"):
+                raise  # flowerbench's own code failed to import: a bug, not a missing framework
+            raise BackendUnavailableError(
+                f"backend={self.name} needs {self.requires}, but importing it failed ({missing}); "
+                f"{INSTALL_HINT} or choose another backend"
+            ) from exc
+
+    def trainer_class(self) -> type[Trainer]:
+        return self._import("trainer").Trainer
+
+    def reference(self) -> Reference:
+        module = self._import("reference")
+        return Reference(bare_loop=module.BareLoop, matmul_gflops=module.matmul_gflops)
+
+
+REGISTRY: dict[str, BackendEntry] = {
+    entry.name: entry
+    for entry in (
+        BackendEntry("keras", "backends.keras", "tensorflow and keras"),
+        BackendEntry("torch", "backends.torch", "torch"),
+    )
+}
+BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def backend_entry(name: str) -> BackendEntry:
+    """The registry's entry for ``name``.
+
+    Raises:
+        BackendUnavailableError: no backend has that name.
+    """
+    if name not in REGISTRY:
+        raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {list(BACKEND_NAMES)}")
+    return REGISTRY[name]
+
+
 def load_backend(name: str) -> type[Trainer]:
     """Import ``backends.<name>.trainer`` lazily and return its Trainer class.
 
     Raises:
         BackendUnavailableError: the backend is unknown or its framework is not installed.
     """
-    if name not in _REQUIREMENTS:
-        raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {sorted(_REQUIREMENTS)}")
-    try:
-        module = importlib.import_module(f"backends.{name}.trainer")
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or str(exc)
-        raise BackendUnavailableError(
-            f"backend={name} needs {_REQUIREMENTS[name]}, but importing it failed ({missing}); "
-            f"install it (pip install 'flowerbench[{name}]') or choose another backend"
-        ) from exc
-    return module.Trainer
+    return backend_entry(name).trainer_class()
+
+
+def load_reference(name: str) -> Reference:
+    """Import ``backends.<name>.reference`` lazily and return its yardsticks (same errors as load_backend)."""
+    return backend_entry(name).reference()
+
+
+def build_trainer(
+    run: RunConfig,
+    spec: CNNSpec,
+    steps_per_epoch: int,
+    initial_weights: dict[str, np.ndarray] | None = None,
+) -> Trainer:
+    """The trainer of ``run.backend.name``: the class loaded, its process-wide :meth:`Trainer.setup` done,
+    then constructed with ``initial_weights`` (default: the seed's,
+    :func:`bench.architecture.initial_weights`).
+
+    Raises:
+        BackendUnavailableError: the backend is unknown or its framework is not installed.
+        ConfigError: the backend cannot run this config (e.g. ``backend.device=gpu`` without a GPU).
+    """
+    trainer_class = load_backend(run.backend.name)
+    trainer_class.setup(run)
+    if initial_weights is None:
+        from bench.architecture import initial_weights as seeded_weights  # numpy: only when a trainer is made
+
+        initial_weights = seeded_weights(spec, run.seed)
+    return trainer_class(run, spec, initial_weights, steps_per_epoch)

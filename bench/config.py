@@ -1,19 +1,26 @@
 """Structured-config schemas: every config group is validated before any work starts.
 
+Schemas hold types and checks; values live in the YAML. The schema of a group with options in
+``conf/<group>/*.yaml`` (backend, optimizer, dataset, model, schedule) has no defaults: its fields are
+``MISSING`` and every option's YAML gives them all (:func:`load_option` builds one option outside Hydra).
+Sections without a YAML group (train, throughput, report) keep their defaults here.
+
 OmegaConf checks types when Hydra composes the config (``optimizer.lr=abc`` fails there). Ranges are checked
 by the dataclasses' ``__post_init__``, which runs when :func:`validate` turns the composed config into objects.
-Each optimizer has its own schema, so a key that does not belong to it (``optimizer.momentum`` for adamw) is
-rejected by Hydra as well.
+Each optimizer and each schedule has its own schema, so a key that does not belong to it
+(``optimizer.momentum`` for adamw, ``schedule.decay_rate`` for cosine) is rejected by Hydra as well.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from bench.errors import ConfigError
 from bench.resolvers import register_resolvers
@@ -25,7 +32,8 @@ register_resolvers()
 # An absolute path, so every entry point finds conf/ however it is started (python -m bench, the flowerbench
 # script, bench.search, tests).
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-BACKENDS = ("keras", "torch")
+from bench.backend import BACKEND_NAMES as BACKENDS  # noqa: E402 (the one registry; imports no framework)
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -34,15 +42,20 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _require_at_least(key: str, value: float, low: float, *, strict: bool) -> None:
+    """``value > low`` (``strict``) or ``value >= low``, and finite: ``inf`` and ``nan`` are refused too."""
+    op = ">" if strict else ">="
+    _require(math.isfinite(value), f"{key} must be finite and {op} {low:g}, got {value}")
+    _require(value > low if strict else value >= low, f"{key} must be {op} {low:g}, got {value}")
+
+
 @dataclass
 class BackendConfig:
     """Which framework trains the model, and on what."""
 
     name: str = MISSING
-    threads: Optional[int] = (
-        None  # intra-op threads; null = all cores of this machine (or of the job's share)
-    )
-    device: str = "auto"  # auto = the GPU when there is one, else cpu
+    threads: Optional[int] = MISSING  # intra-op threads; null = all cores (or the job's share of them)
+    device: str = MISSING  # auto = the GPU when there is one, else cpu
 
     def __post_init__(self) -> None:
         _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}, got {self.name!r}")
@@ -63,73 +76,73 @@ class OptimizerConfig:
     lr: float = MISSING
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, f"optimizer.lr must be > 0, got {self.lr}")
+        _require_at_least("optimizer.lr", self.lr, 0, strict=True)
 
 
 @dataclass
 class SGDL2Config(OptimizerConfig):
     """SGD with momentum; L2 penalty ``l2 * sum(kernel**2)`` added to the loss (kernels only)."""
 
-    momentum: float = 0.9
-    l2: float = 1e-3
+    momentum: float = MISSING
+    l2: float = MISSING
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(0 <= self.momentum < 1, f"optimizer.momentum must be in [0, 1), got {self.momentum}")
-        _require(self.l2 >= 0, f"optimizer.l2 must be >= 0, got {self.l2}")
+        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     """Adam moments; ``epsilon`` is Keras' epsilon-hat (inside the bias-corrected step)."""
 
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
+    beta_1: float = MISSING
+    beta_2: float = MISSING
+    epsilon: float = MISSING
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for key in ("beta_1", "beta_2"):
             value = getattr(self, key)
             _require(0 <= value < 1, f"optimizer.{key} must be in [0, 1), got {value}")
-        _require(self.epsilon > 0, f"optimizer.epsilon must be > 0, got {self.epsilon}")
+        _require_at_least("optimizer.epsilon", self.epsilon, 0, strict=True)
 
 
 @dataclass
 class AdamL2Config(AdamConfig):
     """Adam with an L2 penalty on kernels in the loss (coupled with the adaptive step)."""
 
-    l2: float = 1e-3
+    l2: float = MISSING
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(self.l2 >= 0, f"optimizer.l2 must be >= 0, got {self.l2}")
+        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
 
 
 @dataclass
 class AdamWConfig(AdamConfig):
     """Adam with decoupled weight decay ``w <- w - lr * weight_decay * w`` on all trainable variables."""
 
-    weight_decay: float = 1e-3
+    weight_decay: float = MISSING
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(self.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {self.weight_decay}")
+        _require_at_least("optimizer.weight_decay", self.weight_decay, 0, strict=False)
 
 
 @dataclass
 class DatasetConfig:
     """Where the photos come from and how they are decoded, split and cached."""
 
-    name: str = "tf_flowers"
-    source: str = "auto"  # auto = folder when `path` is set, else tfds
-    path: Optional[str] = None  # a flower_photos folder (<root>/<class>/*.jpg)
-    data_dir: Optional[str] = None  # tfds data_dir (null = tfds' default, ~/tensorflow_datasets)
-    cache_dir: str = "~/.cache/flowerbench"
-    image_size: int = 180
-    max_per_class: Optional[int] = None
-    val_fraction: float = 0.2
-    split_seed: int = 123
+    name: str = MISSING  # names the photo cache's folder and key
+    source: str = MISSING  # auto = folder when `path` is set, else tfds
+    path: Optional[str] = MISSING  # a flower_photos folder (<root>/<class>/*.jpg)
+    data_dir: Optional[str] = MISSING  # tfds data_dir (null = tfds' default, ~/tensorflow_datasets)
+    cache_dir: str = MISSING
+    image_size: int = MISSING
+    max_per_class: Optional[int] = MISSING  # null = every photo
+    val_fraction: float = MISSING
+    split_seed: int = MISSING
 
     def __post_init__(self) -> None:
         _require(
@@ -150,11 +163,10 @@ class DatasetConfig:
 class ModelConfig:
     """The seed blog's CNN: two conv blocks (conv, max-pool, ReLU, dropout), then two dense layers."""
 
-    name: str = "flowers_cnn"
-    filters: list[int] = field(default_factory=lambda: [64, 64])
-    kernel_size: int = 3
-    dense_units: int = 128
-    dropout: float = 0.2
+    filters: list[int] = MISSING
+    kernel_size: int = MISSING
+    dense_units: int = MISSING
+    dropout: float = MISSING
 
     def __post_init__(self) -> None:
         _require(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
@@ -170,20 +182,34 @@ class ModelConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule, stepped once per batch.
+    """Fields shared by every learning-rate schedule (stepped once per batch); each schedule's own schema adds
+    its parameters."""
 
-    constant: lr0. inverse_time: lr0 / (1 + decay_rate * step). cosine: Keras ``CosineDecay`` over the whole
-    run down to ``alpha * lr0``.
-    """
+    name: str = MISSING
 
-    name: str = "constant"
-    decay_rate: float = 0.0
-    alpha: float = 0.0
+
+@dataclass
+class ConstantScheduleConfig(ScheduleConfig):
+    """lr0 at every step."""
+
+
+@dataclass
+class InverseTimeScheduleConfig(ScheduleConfig):
+    """lr0 / (1 + decay_rate * step)."""
+
+    decay_rate: float = MISSING
 
     def __post_init__(self) -> None:
-        names = ("constant", "inverse_time", "cosine")
-        _require(self.name in names, f"schedule.name must be one of {names}, got {self.name!r}")
-        _require(self.decay_rate >= 0, f"schedule.decay_rate must be >= 0, got {self.decay_rate}")
+        _require_at_least("schedule.decay_rate", self.decay_rate, 0, strict=False)
+
+
+@dataclass
+class CosineScheduleConfig(ScheduleConfig):
+    """Keras ``CosineDecay`` over the whole run, from lr0 down to ``alpha * lr0``."""
+
+    alpha: float = MISSING
+
+    def __post_init__(self) -> None:
         _require(0 <= self.alpha <= 1, f"schedule.alpha must be in [0, 1], got {self.alpha}")
 
 
@@ -238,7 +264,7 @@ class ReportConfig:
         _require(
             0 < self.margin < 1, f"report.margin must be in (0, 1) (accuracy fraction), got {self.margin}"
         )
-        _require(self.loss_margin > 0, f"report.loss_margin must be > 0 (nats), got {self.loss_margin}")
+        _require_at_least("report.loss_margin", self.loss_margin, 0, strict=True)
         _require(
             self.target is None or 0 < self.target <= 1,
             f"report.target must be null or a val_accuracy in (0, 1], got {self.target}",
@@ -253,7 +279,7 @@ class RunConfig:
     optimizer: Any = MISSING  # SGDL2Config | AdamL2Config | AdamWConfig, chosen by the optimizer group
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
-    schedule: ScheduleConfig = MISSING
+    schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     force: bool = False  # rerun a job even when its result.json says it already finished with these settings
@@ -277,22 +303,66 @@ def kernel_l2(optimizer: OptimizerConfig) -> float:
 
 
 OPTIMIZER_SCHEMAS = {"sgd_l2": SGDL2Config, "adam_l2": AdamL2Config, "adamw": AdamWConfig}
+SCHEDULE_SCHEMAS = {
+    "constant": ConstantScheduleConfig,
+    "inverse_time": InverseTimeScheduleConfig,
+    "cosine": CosineScheduleConfig,
+}
+#: The schema of each group with options in conf/<group>/: one for all its options, or one per option.
+GROUP_SCHEMAS: dict[str, Any] = {
+    "backend": BackendConfig,
+    "optimizer": OPTIMIZER_SCHEMAS,
+    "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "schedule": SCHEDULE_SCHEMAS,
+}
 
 
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore; each group's YAML names its schema in its defaults list.
 
-    Schemas are stored outside the groups (``/schema_optimizer_sgd_l2``, ...) so that ``--help`` lists only
-    the options users choose from.
+    Schemas are stored outside the groups (``/schema_dataset``, ``/schema_optimizer_sgd_l2``, ...) so that
+    ``--help`` lists only the options users choose from.
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    cs.store(name="schema_backend", node=BackendConfig)
-    for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(name=f"schema_optimizer_{name}", node=schema)
-    cs.store(name="schema_dataset", node=DatasetConfig)
-    cs.store(name="schema_model", node=ModelConfig)
-    cs.store(name="schema_schedule", node=ScheduleConfig)
+    for group, schemas in GROUP_SCHEMAS.items():
+        if isinstance(schemas, dict):
+            for option, schema in schemas.items():
+                cs.store(name=f"schema_{group}_{option}", node=schema)
+        else:
+            cs.store(name=f"schema_{group}", node=schemas)
+
+
+def load_option(group: str, option: str, **values: Any) -> Any:
+    """One group option as its schema's object, without composing a whole experiment (notebooks, tests).
+
+    The values are those of ``conf/<group>/<option>.yaml`` (interpolations resolved), with ``values`` replacing
+    some of them, checked as the command line is: ``load_option("optimizer", "adamw", lr=1e-3)``.
+
+    Raises:
+        ConfigError: no such option, a key its schema lacks, a value of the wrong type or out of range.
+    """
+    schemas = GROUP_SCHEMAS.get(group)
+    schema = schemas.get(option) if isinstance(schemas, dict) else schemas
+    path = Path(CONFIG_DIR) / group / f"{option}.yaml"
+    if schema is None or not path.is_file():
+        raise ConfigError(f"no config option {group}={option} (see python -m bench --help)")
+    node = OmegaConf.load(path)
+    node.pop("defaults", None)  # it names the schema, which is merged first here as Hydra does
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node, values))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{group}={option}: {str(exc).splitlines()[0]}") from exc
+
+
+def _check_option(group: str, node: Any, schemas: dict[str, type]) -> None:
+    """The object of a group chosen per option (optimizer, schedule) has the schema its name stands for."""
+    name = getattr(node, "name", None)
+    if name not in schemas:
+        raise ConfigError(f"{group} must be one of {sorted(schemas)}, got {name!r}")
+    if not isinstance(node, schemas[name]):  # e.g. schedule=constant schedule.name=cosine
+        raise ConfigError(f"{group}.name={name!r} does not match the {group} chosen: use {group}={name}")
 
 
 def validate(cfg: DictConfig) -> RunConfig:
@@ -304,9 +374,6 @@ def validate(cfg: DictConfig) -> RunConfig:
     run = OmegaConf.to_object(cfg)
     if not isinstance(run, RunConfig):  # composed without the schema (e.g. in a notebook)
         raise ConfigError("config was not composed with the flowerbench schema (conf/config.yaml)")
-    schema = OPTIMIZER_SCHEMAS.get(getattr(run.optimizer, "name", None))
-    if schema is None or not isinstance(run.optimizer, schema):
-        raise ConfigError(
-            f"optimizer must be one of {sorted(OPTIMIZER_SCHEMAS)}, got {cfg.optimizer.get('name')!r}"
-        )
+    _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
+    _check_option("schedule", run.schedule, SCHEDULE_SCHEMAS)
     return run

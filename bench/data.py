@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from bench.config import DatasetConfig
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,50 @@ def decode_files(paths: Sequence[Path], size: int, desc: str = "decoding photos"
         return list(tqdm(results, total=len(paths), desc=desc, unit="img", disable=None, leave=False))
 
 
+def available_memory(meminfo: str | Path = "/proc/meminfo") -> int | None:
+    """Bytes of memory this machine can still give a process without swapping, or None when unknown.
+
+    Linux: ``MemAvailable`` of /proc/meminfo; elsewhere the free physical pages (``os.sysconf``), where the
+    platform reports them.
+    """
+    try:
+        with open(meminfo) as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages, page_size = os.sysconf("SC_AVPHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a name this platform knows (macOS), or no sysconf
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def _human_bytes(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
+
+
+def check_decoded_size(n_photos: int, cfg: DatasetConfig) -> None:
+    """Refuse, before decoding, photos whose decoded uint8 arrays cannot fit in the available memory.
+
+    Raises:
+        ConfigError: ``n_photos`` x ``image_size``² x 3 bytes exceed the available memory (skipped if unknown).
+    """
+    needed = n_photos * cfg.image_size**2 * 3
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"dataset.image_size={cfg.image_size}: {n_photos} decoded photos need {_human_bytes(needed)} of "
+            f"memory, but only {_human_bytes(available)} is available; use a smaller dataset.image_size or "
+            "dataset.max_per_class"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- sources
 
 
@@ -160,7 +204,8 @@ def download_reachable(host: str = TFDS_DOWNLOAD_HOST, port: int = 80, timeout_s
 
 
 def _tfds_load(cfg: DatasetConfig):
-    """``tfds.load("tf_flowers")``, the whole published split, with errors a user can act on."""
+    """``tfds.load("tf_flowers")``, the whole published split, with errors a user can act on: its records,
+    class names and number of records (None where tfds' metadata does not give it)."""
     hint = (
         "without internet, use a local copy: unpack flower_photos.tgz and set FLOWER_PHOTOS=/path/to/flower_photos "
         "(or dataset.path=...)"
@@ -181,12 +226,19 @@ def _tfds_load(cfg: DatasetConfig):
     except Exception as exc:  # tfds raises many kinds (download, checksum, I/O); all mean "not reachable"
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise DataError(f"could not load {TFDS_NAME} through tensorflow-datasets ({reason}); {hint}") from exc
-    return tfds.as_numpy(dataset), info.features["label"].names
+    try:
+        n_records = info.splits["train"].num_examples
+    except KeyError:  # no split metadata (tfds' mock_data)
+        n_records = None
+    return tfds.as_numpy(dataset), info.features["label"].names, n_records
 
 
 def read_tfds(cfg: DatasetConfig) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Decoded, resized tfds photos in tfds' published order (that order is what ``train[:80%]`` splits)."""
-    records, tfds_names = _tfds_load(cfg)
+    records, tfds_names, n_records = _tfds_load(cfg)
+    if n_records:
+        per_class_cap = len(tfds_names) * cfg.max_per_class if cfg.max_per_class is not None else n_records
+        check_decoded_size(min(n_records, per_class_cap), cfg)
     # tfds numbers the classes in its own order; use the folder's (sorted) so a label means one flower everywhere.
     class_names = sorted(tfds_names)
     relabel = [class_names.index(name) for name in tfds_names]
@@ -267,6 +319,7 @@ def _decode_source(cfg: DatasetConfig, source: str) -> tuple[np.ndarray, np.ndar
     """Decode every photo of the source: images, labels in split order, class names, files skipped."""
     if source == "folder":
         files, labels, class_names = list_folder(Path(cfg.path).expanduser(), cfg)
+        check_decoded_size(len(files), cfg)
         decoded = decode_files(files, cfg.image_size)
         bad = [i for i, image in enumerate(decoded) if image is None]
         if bad:
@@ -298,6 +351,7 @@ def load_flowers(cfg: DatasetConfig) -> FlowerData:
 
     Raises:
         DataError: the photos cannot be found, listed, read or downloaded.
+        ConfigError: the decoded photos would not fit in the available memory (checked before decoding).
     """
     source = resolve_source(cfg)
     cache = ArrayCache(cfg.cache_dir, _cache_key(cfg, source))

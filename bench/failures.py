@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench.results import RESULT_FILE, read_result
+from bench.results import FAILED, read_result, result_files
 
 # File systems store modification times coarsely (down to 1-2 s); a job that failed in the same second the
 # sweep started must still count.
@@ -34,14 +34,14 @@ def failed_runs(sweep_dir: Path, since: float = 0.0) -> list[str]:
     this command did not retry (e.g. a rerun with fewer seeds).
     """
     failed = []
-    for path in sorted(sweep_dir.rglob(RESULT_FILE)):
+    for path in result_files(sweep_dir):
         try:
             if path.stat().st_mtime < since - CLOCK_SLACK_S:
                 continue
         except OSError:
             continue
         result = read_result(path.parent)  # None when unreadable: written atomically, so not one of ours
-        if result and result.get("status") == "failed":
+        if result and result.get("status") == FAILED:
             failed.append(str(path.parent))
     return failed
 

@@ -1,11 +1,16 @@
-"""The output contract (README "Output files"): metrics.jsonl per epoch, result.json at the end.
+"""The output contract (README "Output files"): the one owner of a run directory's files, their records, writers
+and readers.
 
-Every number a report shows comes from these two files, so they are written crash-safely: each epoch's line is
-flushed and fsynced as the epoch ends, and result.json is written atomically.
+A run directory (a Hydra job directory) holds ``metrics.jsonl`` (one :class:`EpochRecord` per finished epoch),
+``result.json`` (one :class:`RunResult`, when the run ends) and Hydra's ``.hydra/config.yaml``. Every number a
+report shows comes from these files, so they are written crash-safely: each epoch's line is flushed and fsynced
+as the epoch ends, and result.json is written atomically. Readers return the JSON as written (plain dicts), so
+that files from older versions, and killed runs, still read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,62 +19,108 @@ import socket
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.io import atomic_write_json
+from bench.io import atomic_write_json, read_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
-FINAL_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
-FINISHED_STATUSES = ("completed", "diverged")  # a rerun of the sweep skips these (failed runs are retried)
+CONFIG_FILE = Path(".hydra") / "config.yaml"  # written by Hydra before the run starts: the job's config
+
+COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"  # result.json's status
+FINISHED_STATUSES = (COMPLETED, DIVERGED)  # a rerun of the sweep skips these (failed runs are retried)
+#: The metrics of an epoch that result.json's ``final`` repeats for the last epoch.
+FINAL_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
+#: result.json's ``best``: the best val_accuracy and the lowest val_loss, each with its epoch.
+BEST_KEYS = ("val_accuracy", "val_accuracy_epoch", "val_loss", "val_loss_epoch")
+
+
+@dataclass
+class EpochRecord:
+    """One line of metrics.jsonl: one finished epoch (README "Output files" says what each field means)."""
+
+    epoch: int  # 1-based
+    loss: float  # training-epoch mean, L2 penalty included
+    accuracy: float
+    val_loss: float  # on the validation split after the epoch, penalty included
+    val_accuracy: float
+    ce_loss: float  # the cross-entropy alone
+    val_ce_loss: float
+    lr: float  # learning rate the next step would use
+    epoch_time_s: float
+    train_time_s: float
+    eval_time_s: float
+    train_images_per_s: float
+    step_images_per_s_median: float
+    train_images: int
+    steps: int
+
+    def diverged(self) -> bool:
+        """A non-finite training or validation loss: the run stops here."""
+        return not (math.isfinite(self.loss) and math.isfinite(self.val_loss))
+
+
+@dataclass
+class DataInfo:
+    """result.json's ``data``: which photos a run trained and validated on."""
+
+    source: str  # folder or tfds
+    train_images: int
+    val_images: int
+    num_classes: int  # the report's chance level is 1 / num_classes
+    skipped_files: int  # photos that could not be decoded (README, "The photos")
+
+
+@dataclass
+class RunResult:
+    """result.json: how a run ended, its final and best metrics, and what it ran on."""
+
+    status: str  # completed, diverged or failed
+    backend: str
+    optimizer: str
+    seed: int
+    epochs_planned: int
+    epochs_completed: int = 0
+    diverged_epoch: int | None = None
+    error: str | None = None  # "ExceptionType: message" of a failed run
+    final: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(FINAL_METRICS))
+    best: dict[str, float | int | None] = field(default_factory=lambda: dict.fromkeys(BEST_KEYS))
+    wall_time_s: float | None = None
+    train_images_per_s_median: float | None = None
+    data: DataInfo | None = None  # None when the run failed before its photos were loaded
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config
+    overrides: list[str] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class MetricsWriter:
-    """Appends one JSON line per finished epoch. Opening it starts the file afresh: a restarted run never
-    mixes its epochs with those of the interrupted attempt it replaces."""
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / METRICS_FILE
-        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
-
-    def append(self, row: dict[str, Any]) -> None:
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def read_result(run_dir: Path) -> dict | None:
-    """result.json of a run directory, or None when there is none or it cannot be read."""
-    try:
-        return json.loads((run_dir / RESULT_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def summarize(history: list[dict]) -> dict[str, Any]:
-    """Final and best metrics, and the median training throughput, of the epochs that finished."""
-    final = {key: history[-1][key] for key in FINAL_KEYS} if history else dict.fromkeys(FINAL_KEYS)
-    finite = [row for row in history if math.isfinite(row["val_accuracy"]) and math.isfinite(row["val_loss"])]
-    best: dict[str, Any] = dict.fromkeys(("val_accuracy", "val_accuracy_epoch", "val_loss", "val_loss_epoch"))
+def summarize(history: list[EpochRecord]) -> dict[str, Any]:
+    """The :class:`RunResult` fields that follow from the finished epochs: their number, the final and best
+    metrics, and the median training throughput."""
+    final = {key: getattr(history[-1], key) if history else None for key in FINAL_METRICS}
+    finite = [row for row in history if math.isfinite(row.val_accuracy) and math.isfinite(row.val_loss)]
+    best: dict[str, Any] = dict.fromkeys(BEST_KEYS)
     if finite:
-        top = max(finite, key=lambda row: row["val_accuracy"])
-        low = min(finite, key=lambda row: row["val_loss"])
+        top = max(finite, key=lambda row: row.val_accuracy)
+        low = min(finite, key=lambda row: row.val_loss)
         best = {
-            "val_accuracy": top["val_accuracy"],
-            "val_accuracy_epoch": top["epoch"],
-            "val_loss": low["val_loss"],
-            "val_loss_epoch": low["epoch"],
+            "val_accuracy": top.val_accuracy,
+            "val_accuracy_epoch": top.epoch,
+            "val_loss": low.val_loss,
+            "val_loss_epoch": low.epoch,
         }
-    speeds = [row["train_images_per_s"] for row in history]
+    speeds = [row.train_images_per_s for row in history]
     return {
         "epochs_completed": len(history),
         "final": final,
@@ -106,5 +157,60 @@ def environment(framework: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_result(run_dir: Path, result: dict[str, Any]) -> None:
-    atomic_write_json(run_dir / RESULT_FILE, result)
+# ------------------------------------------------------------------------------------------------ writers
+
+
+class MetricsWriter:
+    """Appends one JSON line per finished epoch. Opening it starts the file afresh: a restarted run never
+    mixes its epochs with those of the interrupted attempt it replaces."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / METRICS_FILE
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
+
+    def append(self, record: EpochRecord) -> None:
+        self._file.write(json.dumps(dataclasses.asdict(record)) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def write_result(run_dir: Path, result: RunResult) -> None:
+    atomic_write_json(run_dir / RESULT_FILE, result.to_dict())
+
+
+# ------------------------------------------------------------------------------------------------ readers
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds any file of a run: a killed run has no result.json, a starting one only its config."""
+    return any((path / name).is_file() for name in (RESULT_FILE, METRICS_FILE, CONFIG_FILE))
+
+
+def result_files(root: Path) -> list[Path]:
+    """Every result.json at or below ``root``, sorted."""
+    return sorted(root.rglob(RESULT_FILE))
+
+
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    """result.json of a run directory, or None when there is none or it cannot be read (it is written
+    atomically, so a file that does not parse was not written by a run)."""
+    try:
+        result = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl, [] when there is none; a line torn by a killed writer is left out."""
+    path = run_dir / METRICS_FILE
+    return read_jsonl(path) if path.is_file() else []

@@ -7,12 +7,12 @@ Reads top to bottom like the seed blog's notebook; everything framework-specific
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 
 from bench import data as data_lib
 from bench import results
-from bench.architecture import CNNSpec, initial_weights
-from bench.backend import Trainer, load_backend
+from bench.architecture import CNNSpec
+from bench.backend import Trainer, build_trainer
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.experiment import EXPERIMENT_KEYS
 from bench.timing import StepTimer, images_per_second
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ def signals_interrupt_run() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _epoch(trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: int, progress: tqdm) -> dict:
+def _epoch(
+    trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: int, progress: tqdm
+) -> results.EpochRecord:
     """Train one epoch on this seed's batch order, then evaluate: one metrics.jsonl row."""
     order = data_lib.epoch_order(run.seed, epoch, len(data.train_labels))
     batches = data_lib.iterate_batches(data.train_images, data.train_labels, run.train.batch_size, order)
@@ -66,84 +69,127 @@ def _epoch(trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: i
     train_time = time.perf_counter() - started
     val = trainer.evaluate(data_lib.iterate_batches(data.val_images, data.val_labels, run.train.batch_size))
     epoch_time = time.perf_counter() - started
-    return {
-        "epoch": epoch,
-        "loss": train.loss,
-        "accuracy": train.accuracy,
-        "val_loss": val.loss,
-        "val_accuracy": val.accuracy,
-        "ce_loss": train.ce_loss,
-        "val_ce_loss": val.ce_loss,
-        "lr": trainer.learning_rate(),
-        "epoch_time_s": epoch_time,
-        "train_time_s": train_time,
-        "eval_time_s": epoch_time - train_time,
-        "train_images_per_s": images_per_second(train.images, train_time),
-        "step_images_per_s_median": steps.stats().images_per_s,
-        "train_images": train.images,
-        "steps": data_lib.steps_per_epoch(train.images, run.train.batch_size),
-    }
+    return results.EpochRecord(
+        epoch=epoch,
+        loss=train.loss,
+        accuracy=train.accuracy,
+        val_loss=val.loss,
+        val_accuracy=val.accuracy,
+        ce_loss=train.ce_loss,
+        val_ce_loss=val.ce_loss,
+        lr=trainer.learning_rate(),
+        epoch_time_s=epoch_time,
+        train_time_s=train_time,
+        eval_time_s=epoch_time - train_time,
+        train_images_per_s=images_per_second(train.images, train_time),
+        step_images_per_s_median=steps.stats().images_per_s,
+        train_images=train.images,
+        steps=data_lib.steps_per_epoch(train.images, run.train.batch_size),
+    )
 
 
-def _train(run: RunConfig, run_dir: Path, history: list[dict], result: dict) -> str:
-    """Every epoch of one run; returns the status. Errors in the input surface before any file is written."""
-    data = data_lib.load_flowers(run.dataset)
+def _label(run: RunConfig) -> str:
+    return f"{run.backend.name} {run.optimizer.name} seed={run.seed}"
+
+
+def _trainer(run: RunConfig, data: data_lib.FlowerData) -> Trainer:
+    """The backend's trainer of this run, its process-wide setup done, starting from the seed's weights."""
     spec = CNNSpec.from_config(run.model, data.image_size, len(data.class_names))
-    trainer_class = load_backend(run.backend.name)
-    steps = data_lib.steps_per_epoch(len(data.train_labels), run.train.batch_size)
-    trainer = trainer_class(run, spec, initial_weights(spec, run.seed), steps)
-    result["environment"] = results.environment(trainer.environment())
-    result["data"] = {
-        "source": data.source,
-        "train_images": len(data.train_labels),
-        "val_images": len(data.val_labels),
-        "num_classes": len(data.class_names),  # the report's chance level is 1 / num_classes
-        "skipped_files": data.skipped_files,  # photos that could not be decoded (README, "The photos")
-    }
-    label = f"{run.backend.name} {run.optimizer.name} seed={run.seed}"
-    writer = results.MetricsWriter(run_dir)
+    return build_trainer(run, spec, data_lib.steps_per_epoch(len(data.train_labels), run.train.batch_size))
+
+
+def _epochs(
+    trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, run_dir: Path
+) -> Iterator[results.EpochRecord]:
+    """Train epoch after epoch, each written to metrics.jsonl (and logged) before it is yielded."""
+    label = _label(run)
     total = run.train.epochs * len(data.train_labels)
-    with tqdm(total=total, desc=label, unit="img", disable=None, dynamic_ncols=True) as progress:
-        try:
-            for epoch in range(1, run.train.epochs + 1):
-                row = _epoch(trainer, data, run, epoch, progress)
-                writer.append(row)
-                history.append(row)
-                progress.set_postfix(loss=f"{row['loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
-                log.info(
-                    "%s epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f (%.1f img/s)",
-                    label, epoch, run.train.epochs, row["loss"], row["accuracy"], row["val_loss"],
-                    row["val_accuracy"], row["train_images_per_s"],
-                )  # fmt: skip
-                if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
-                    result["diverged_epoch"] = epoch
-                    log.warning("%s diverged at epoch %d (non-finite loss); stopping this run", label, epoch)
-                    return "diverged"
-        finally:
-            writer.close()
-    return "completed"
+    with (
+        results.MetricsWriter(run_dir) as writer,
+        tqdm(total=total, desc=label, unit="img", disable=None, dynamic_ncols=True) as progress,
+    ):
+        for epoch in range(1, run.train.epochs + 1):
+            record = _epoch(trainer, data, run, epoch, progress)
+            writer.append(record)
+            progress.set_postfix(loss=f"{record.loss:.3f}", val_acc=f"{record.val_accuracy:.3f}")
+            log.info(
+                "%s epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f (%.1f img/s)",
+                label, epoch, run.train.epochs, record.loss, record.accuracy, record.val_loss,
+                record.val_accuracy, record.train_images_per_s,
+            )  # fmt: skip
+            yield record
 
 
-# Config sections that do not change what a run computes: a resumed sweep ignores them when it compares.
-NOT_EXPERIMENT_KEYS = ("force", "report", "throughput")
+@dataclass
+class TrainOutcome:
+    """How a run's training ended: what result.json records besides the run's settings."""
+
+    status: str  # completed, diverged or failed
+    history: list[results.EpochRecord]  # the finished epochs, as in metrics.jsonl
+    data: results.DataInfo | None  # None when the run failed before its photos were loaded
+    environment: dict[str, Any] | None  # None when it failed before its trainer was built
+    diverged_epoch: int | None = None
+    error: str | None = None
 
 
-# Keys inside a section that change how fast a run goes or where its files live, not what it computes.
-NOT_EXPERIMENT_FIELDS = {"dataset": ("cache_dir",), "backend": ("threads",)}
+def _train(run: RunConfig, run_dir: Path) -> TrainOutcome:
+    """Every epoch of one run, and how it ended.
+
+    Errors in the input (:class:`BenchError`) surface before any file is written, and interrupts propagate;
+    any other error ends the run as failed, with the epochs it finished, so that a sweep goes on.
+    """
+    history: list[results.EpochRecord] = []
+    data_info: results.DataInfo | None = None
+    environment: dict[str, Any] | None = None
+    try:
+        data = data_lib.load_flowers(run.dataset)
+        data_info = results.DataInfo(
+            source=data.source,
+            train_images=len(data.train_labels),
+            val_images=len(data.val_labels),
+            num_classes=len(data.class_names),
+            skipped_files=data.skipped_files,
+        )
+        trainer = _trainer(run, data)
+        environment = results.environment(trainer.environment())
+        with closing(_epochs(trainer, data, run, run_dir)) as epochs:
+            for record in epochs:
+                history.append(record)
+                if record.diverged():
+                    log.warning(
+                        "%s diverged at epoch %d (non-finite loss); stopping this run",
+                        _label(run),
+                        record.epoch,
+                    )
+                    return TrainOutcome(
+                        results.DIVERGED, history, data_info, environment, diverged_epoch=record.epoch
+                    )
+    except (BenchError, RunInterrupted, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a crash of one run must not cost the rest of the sweep
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("run %s failed: %s\n%s", run_dir, error, traceback.format_exc())
+        return TrainOutcome(results.FAILED, history, data_info, environment, error=error)
+    return TrainOutcome(results.COMPLETED, history, data_info, environment)
 
 
-def _experiment_settings(config: dict) -> dict:
-    settings = {key: value for key, value in config.items() if key not in NOT_EXPERIMENT_KEYS}
-    for section, fields in NOT_EXPERIMENT_FIELDS.items():
-        settings[section] = {k: v for k, v in settings.get(section, {}).items() if k not in fields}
-    return settings
+def is_finished(previous: dict | None, resolved_config: dict, source: str) -> bool:
+    """A rerun of a sweep skips runs that already completed (or diverged) as the same experiment.
 
-
-def is_finished(previous: dict | None, resolved_config: dict) -> bool:
-    """A rerun of a sweep skips runs that already completed (or diverged) with the very same settings."""
+    The same experiment: the same value of every key bench/experiment.py counts as part of it (so moving the
+    photos or the cache reruns nothing), and the same ``source`` of the photos (a folder or tfds, as
+    :func:`bench.data.resolve_source` says): with ``dataset.source=auto`` that follows from whether a path is
+    set, and it decides the validation split.
+    """
     if not previous or previous.get("status") not in results.FINISHED_STATUSES:
         return False
-    return _experiment_settings(previous.get("config", {})) == _experiment_settings(resolved_config)
+    same_source = (previous.get("data") or {}).get("source") == source
+    return same_source and EXPERIMENT_KEYS.same_experiment(previous.get("config", {}), resolved_config)
+
+
+def without_throughput(resolved_config: dict) -> dict:
+    """The config minus ``throughput.*``: settings of ``python -m bench.throughput``, not of this run."""
+    return {key: value for key, value in resolved_config.items() if key != "throughput"}
 
 
 def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrides: list[str]) -> dict:
@@ -153,28 +199,28 @@ def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrid
     finished epochs are on disk; any other error is recorded as ``status: failed`` so a sweep goes on.
     """
     previous = results.read_result(run_dir)
-    if not run.force and is_finished(previous, resolved_config):
+    if not run.force and is_finished(previous, resolved_config, data_lib.resolve_source(run.dataset)):
         log.info("skipping %s: already %s (force=true reruns it)", run_dir, previous["status"])
         return previous
-    result: dict[str, Any] = {
-        "status": "failed",
-        "backend": run.backend.name,
-        "optimizer": run.optimizer.name,
-    }
-    result |= {"seed": run.seed, "epochs_planned": run.train.epochs, "diverged_epoch": None, "error": None}
-    result |= {"started_at": results.now_iso(), "config": resolved_config, "overrides": overrides}
-    history: list[dict] = []
-    started = time.perf_counter()
-    try:
-        with signals_interrupt_run():
-            result["status"] = _train(run, run_dir, history, result)
-    except (BenchError, RunInterrupted, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a crash of one run must not cost the rest of the sweep
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        log.error("run %s failed: %s\n%s", run_dir, result["error"], traceback.format_exc())
-    result |= results.summarize(history)
-    result |= {"wall_time_s": time.perf_counter() - started, "finished_at": results.now_iso()}
-    result.setdefault("environment", results.environment({}))
+    started_at, started = results.now_iso(), time.perf_counter()
+    with signals_interrupt_run():
+        outcome = _train(run, run_dir)
+    result = results.RunResult(
+        status=outcome.status,
+        backend=run.backend.name,
+        optimizer=run.optimizer.name,
+        seed=run.seed,
+        epochs_planned=run.train.epochs,
+        diverged_epoch=outcome.diverged_epoch,
+        error=outcome.error,
+        **results.summarize(outcome.history),
+        wall_time_s=time.perf_counter() - started,
+        data=outcome.data,
+        config=without_throughput(resolved_config),
+        overrides=overrides,
+        environment=results.environment({}) if outcome.environment is None else outcome.environment,
+        started_at=started_at,
+        finished_at=results.now_iso(),
+    )
     results.write_result(run_dir, result)
-    return result
+    return result.to_dict()

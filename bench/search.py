@@ -10,7 +10,6 @@ tuning helped beyond seed noise.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import statistics
@@ -22,9 +21,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from bench.config import CONFIG_DIR, register_configs
-from bench.runner import NOT_EXPERIMENT_KEYS
-
-FAILED = "failed"
+from bench.experiment import EXPERIMENT_KEYS, Role
+from bench.results import COMPLETED, FAILED, read_result, result_files
 
 
 def objective(result: dict[str, Any]) -> float | None:
@@ -38,7 +36,7 @@ def objective(result: dict[str, Any]) -> float | None:
     if result["status"] == FAILED:
         return None
     value = result["final"]["val_accuracy"]
-    if result["status"] != "completed" or value is None or not math.isfinite(value):
+    if result["status"] != COMPLETED or value is None or not math.isfinite(value):
         return 0.0
     return float(value)
 
@@ -63,13 +61,20 @@ def _split(override: str) -> tuple[str, str]:
 
 
 def load_settings(sweep_dir: Path) -> list[Setting]:
-    """Every job below ``sweep_dir`` with a result.json, grouped by its overrides without the seed."""
+    """Every job below ``sweep_dir`` with a result.json, grouped by its experiment overrides without the seed.
+
+    Overrides that are not part of a run (``force``, ``report.*``: bench/experiment.py) are dropped; locations
+    and thread counts are kept for the commands to repeat, but never tell two settings apart.
+    """
     settings: dict[tuple, Setting] = {}
-    for path in sorted(sweep_dir.rglob("result.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
+    for path in result_files(sweep_dir):
+        result = read_result(path.parent)
+        if result is None:  # not written by a run: result.json is written atomically
+            continue
         pairs = (_split(override) for override in result.get("overrides", []))
-        overrides = {k: v for k, v in pairs if k != "seed" and k.split(".")[0] not in NOT_EXPERIMENT_KEYS}
-        setting = settings.setdefault(tuple(sorted(overrides.items())), Setting(overrides, [], []))
+        overrides = {k: v for k, v in pairs if k != "seed" and EXPERIMENT_KEYS.role(k) is not Role.OPTION}
+        identity = tuple(sorted((k, v) for k, v in overrides.items() if EXPERIMENT_KEYS.is_experiment(k)))
+        setting = settings.setdefault(identity, Setting(overrides, [], []))
         setting.seeds.append(result["seed"])
         score = objective(result)
         if score is None:
@@ -80,8 +85,8 @@ def load_settings(sweep_dir: Path) -> list[Setting]:
 
 
 def tuned_keys(settings: list[Setting]) -> list[str]:
-    """The override keys whose value differs between settings: what the search or grid varied."""
-    keys = sorted({key for s in settings for key in s.overrides})
+    """The experiment override keys whose value differs between settings: what the search or grid varied."""
+    keys = sorted({key for s in settings for key in s.overrides if EXPERIMENT_KEYS.is_experiment(key)})
     return [key for key in keys if len({s.overrides.get(key) for s in settings}) > 1]
 
 

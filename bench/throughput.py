@@ -7,12 +7,14 @@ The same Hydra app and config as ``python -m bench``, so every override works th
     python -m bench.throughput hydra.run.dir=outputs/throughput/torch-bf16
 
 In one process it times (1) the suite's own ``Trainer.train_epoch`` on the runner's batches, step by step,
-(2) the backend's bare training loop (``backends/<name>/reference.py``: what a user would write without
-flowerbench) on the same images, taking turns with (1), and (3) the backend's matmul peak in fp32 and bf16.
+(2) the backend's bare training loop (its :class:`~bench.backend.Reference`: what a user would write
+without flowerbench) on the same images, taking turns with (1), and (3) the backend's matmul peak in fp32
+and bf16.
 Warm-up steps (``throughput.warmup_steps``: tracing, first-touch allocations) are discarded;
 ``throughput.timed_steps`` are timed on each side. The images are random uint8 pixels of
-``dataset.image_size`` (5 classes, as tf_flowers): decoding is not what is timed, and pixel values do not
-change the cost of a dense CNN step, so no photos are needed.
+``dataset.image_size``: decoding is not what is timed, and pixel values do not change the cost of a dense CNN
+step, so no photo is decoded. The number of classes (the logits layer's size) is the dataset's, read as the
+runner would find it but without decoding: the photo folder's class folders, or tfds' metadata.
 
 Prints a table and writes ``throughput.json`` in the Hydra run directory (``hydra.run.dir``, by default
 ``outputs/runs/<date>/<time>``). Its rates are defined in :mod:`bench.timing`.
@@ -20,7 +22,6 @@ Prints a table and writes ``throughput.json`` in the Hydra run directory (``hydr
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import sys
 from pathlib import Path
@@ -35,32 +36,55 @@ from bench import data as data_lib
 from bench import results
 from bench.__main__ import _remove_if_untouched
 from bench.architecture import CNNSpec, initial_weights
-from bench.backend import Trainer, load_backend
-from bench.config import CONFIG_DIR, RunConfig, register_configs, validate
-from bench.errors import BenchError
+from bench.backend import BareLoop, Trainer, build_trainer, load_reference
+from bench.config import CONFIG_DIR, DatasetConfig, RunConfig, register_configs, validate
+from bench.errors import BenchError, DataError
 from bench.io import atomic_write_json
 from bench.timing import StepTimer, ThroughputStats
 
 register_configs()
 THROUGHPUT_FILE = "throughput.json"
-NUM_CLASSES = 5  # tf_flowers' classes: the logits layer's size, the only thing the photos would decide
 MATMUL_DTYPES = ("fp32", "bf16")
 # The suite and the bare loop take turns of this many timed steps, so that a neighbour's load on a shared
 # machine slows both alike instead of whichever happened to run at the time.
 ROUND_STEPS = 5
 
 
-def synthetic_images(n: int, image_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random uint8 images (N x H x W x 3) and int32 labels in [0, NUM_CLASSES)."""
+def dataset_classes(dataset: DatasetConfig) -> list[str]:
+    """The dataset's class names without decoding a photo: the folder's class folders when the config names a
+    folder (as the runner lists them), else tfds' metadata (no download, no TensorFlow import).
+
+    Raises:
+        DataError: the folder is missing or malformed, or tensorflow-datasets is not installed.
+    """
+    if data_lib.resolve_source(dataset) == "folder":
+        return data_lib.list_folder(Path(dataset.path).expanduser(), dataset)[2]
+    try:
+        import tensorflow_datasets as tfds  # lazy: only the tfds source needs it
+    except ImportError as exc:
+        raise DataError(
+            f"dataset.source=tfds needs tensorflow-datasets to know the classes ({exc}); "
+            "set FLOWER_PHOTOS or dataset.path to a flower_photos folder instead"
+        ) from exc
+    return list(tfds.builder(data_lib.TFDS_NAME, data_dir=dataset.data_dir).info.features["label"].names)
+
+
+def synthetic_spec(run: RunConfig) -> CNNSpec:
+    """The network ``run`` trains: its model, image size and the dataset's number of classes."""
+    return CNNSpec.from_config(run.model, run.dataset.image_size, len(dataset_classes(run.dataset)))
+
+
+def synthetic_images(n: int, spec: CNNSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random uint8 images shaped for ``spec`` (N x H x W x C) and int32 labels of its classes."""
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
-    return images, rng.integers(0, NUM_CLASSES, n, dtype=np.int32)
+    images = rng.integers(0, 256, (n, spec.image_size, spec.image_size, spec.channels), dtype=np.uint8)
+    return images, rng.integers(0, spec.num_classes, n, dtype=np.int32)
 
 
 def time_both(
-    run: RunConfig, trainer: Trainer, bare: Any, images: np.ndarray, labels: np.ndarray
+    run: RunConfig, trainer: Trainer, bare: BareLoop, images: np.ndarray, labels: np.ndarray
 ) -> dict[str, Any]:
-    """Per-step stats of the suite's Trainer and of the bare loop (``backends.<name>.reference.BareLoop``),
+    """Per-step stats of the suite's Trainer and of the bare loop (``Reference.bare_loop``),
     which take turns of ``ROUND_STEPS`` steps.
 
     The suite trains on the runner's batches (an epoch's shuffled gathers), the bare loop on contiguous slices
@@ -85,13 +109,13 @@ def time_both(
 
 def measure(run: RunConfig) -> dict[str, Any]:
     """Everything ``throughput.json`` holds, for one configuration."""
-    spec = CNNSpec.from_config(run.model, run.dataset.image_size, NUM_CLASSES)
+    spec = synthetic_spec(run)
     weights = initial_weights(spec, run.seed)
     n_steps = run.throughput.warmup_steps + run.throughput.timed_steps
-    images, labels = synthetic_images(n_steps * run.train.batch_size, spec.image_size, run.seed)
-    trainer = load_backend(run.backend.name)(run, spec, weights, n_steps)  # first: it sets threads and seeds
-    reference = importlib.import_module(f"backends.{run.backend.name}.reference")
-    bare = reference.BareLoop(
+    images, labels = synthetic_images(n_steps * run.train.batch_size, spec, run.seed)
+    trainer = build_trainer(run, spec, n_steps, weights)  # first: its setup sets threads and seeds
+    reference = load_reference(run.backend.name)
+    bare = reference.bare_loop(
         spec, weights, run.optimizer.name, run.optimizer.lr, run.train.batch_size, run.train.precision
     )
     timed = time_both(run, trainer, bare, images, labels)

@@ -84,9 +84,9 @@ def run_cli(
 # Loaded by every Python process that has its folder on PYTHONPATH, launcher workers included: seed 1's
 # training crashes, as a bug or a lost device would, inside whichever process runs the job.
 CRASH_SEED_1 = """
-import bench.runner as runner
+import bench.backend as backend
 
-real_load_backend = runner.load_backend
+real_load_backend = backend.load_backend
 
 
 def load_backend_that_crashes_seed_1(name):
@@ -101,7 +101,7 @@ def load_backend_that_crashes_seed_1(name):
     return CrashingTrainer
 
 
-runner.load_backend = load_backend_that_crashes_seed_1
+backend.load_backend = load_backend_that_crashes_seed_1
 """
 
 

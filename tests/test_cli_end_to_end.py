@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from bench import results
 from bench.report import build_report
-from tests.conftest import TINY, run_cli
+from tests.conftest import CLASSES, TINY, run_cli
 
-METRIC_FIELDS = {
-    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss",
-    "epoch_time_s", "train_images_per_s",
-}  # fmt: skip
-RESULT_FIELDS = {
-    "status", "backend", "optimizer", "seed", "final", "best", "wall_time_s",
-    "train_images_per_s_median", "environment", "config", "epochs_completed",
-}  # fmt: skip
+METRIC_FIELDS = [field.name for field in dataclasses.fields(results.EpochRecord)]
+RESULT_FIELDS = [field.name for field in dataclasses.fields(results.RunResult)]
+DATA_FIELDS = [field.name for field in dataclasses.fields(results.DataInfo)]
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +49,14 @@ def test_multirun_writes_one_job_dir_per_override_set(sweep):
 
 def test_each_job_writes_the_output_contract(sweep):
     for job in job_dirs(sweep):
-        rows = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+        rows = results.read_metrics(job)
         assert [row["epoch"] for row in rows] == [1, 2]
         for row in rows:
-            assert row.keys() >= METRIC_FIELDS
+            assert list(row) == METRIC_FIELDS
             assert all(math.isfinite(row[key]) for key in METRIC_FIELDS)
             assert row["loss"] >= row["ce_loss"]  # the reported loss includes any L2 penalty
-        result = json.loads((job / "result.json").read_text())
-        assert result.keys() >= RESULT_FIELDS
+        result = results.read_result(job)
+        assert list(result) == RESULT_FIELDS
         assert result["status"] == "completed" and result["epochs_completed"] == 2
         assert result["final"]["val_accuracy"] == rows[-1]["val_accuracy"]
         assert result["backend"] == "keras" and f"optimizer={result['optimizer']}," in job.name
@@ -66,8 +65,8 @@ def test_each_job_writes_the_output_contract(sweep):
 
 
 def test_seeds_differ_and_the_penalty_is_only_in_l2_runs(sweep):
-    results = [json.loads((p / "result.json").read_text()) for p in job_dirs(sweep)]
-    final = {(r["optimizer"], r["seed"]): r["final"] for r in results}
+    found = [results.read_result(p) for p in job_dirs(sweep)]
+    final = {(r["optimizer"], r["seed"]): r["final"] for r in found}
     assert final["sgd_l2", 0] != final["sgd_l2", 1]
     adamw = final["adamw", 0]
     assert adamw["loss"] == pytest.approx(adamw["ce_loss"])
@@ -87,3 +86,45 @@ def test_report_of_a_real_sweep_pairs_seeds_and_decides(sweep, tmp_path):
     assert "adamw" in verdict and "sgd_l2" in verdict and "±5.0 accuracy points" in verdict
     assert (out / "differences_val_accuracy.png").stat().st_size > 0
     assert (out / "time_to_target.png").stat().st_size > 0
+
+
+def documented_fields() -> tuple[list[str], list[str]]:
+    """The names README's "Output files" section gives the fields of metrics.jsonl and of result.json, in order."""
+    section = README.read_text(encoding="utf-8").split("## Output files")[1].split("\n## ")[0]
+    metrics, result = section.split("**`result.json`**")
+    metric_names = [
+        name
+        for line in metrics.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`(\w+)`", line.split("|")[1])
+    ]
+    result_names = re.findall(r"`(\w+)`", result.split("Read them with anything")[0])
+    return metric_names, result_names
+
+
+def test_a_real_runs_files_hold_exactly_the_fields_readme_documents(sweep):
+    metric_names, result_names = documented_fields()
+    assert metric_names == METRIC_FIELDS
+    statuses = {results.COMPLETED, results.DIVERGED, results.FAILED}
+    nested = {*results.FINAL_METRICS, *results.BEST_KEYS, *DATA_FIELDS}
+    assert [name for name in result_names if name in RESULT_FIELDS] == RESULT_FIELDS
+    assert set(result_names) <= {*RESULT_FIELDS, *statuses, *nested}
+    assert {"num_classes", "skipped_files"} <= set(result_names)
+    for job in job_dirs(sweep):
+        assert (job / results.CONFIG_FILE).is_file()
+        rows = results.read_metrics(job)
+        assert all(list(row) == metric_names for row in rows)
+        records = [results.EpochRecord(**row) for row in rows]
+        assert all(isinstance(r.epoch, int) and isinstance(r.steps, int) for r in records)
+        result = results.read_result(job)
+        assert [name for name in result_names if name in result] == list(result) == RESULT_FIELDS
+        assert result["status"] in statuses
+        assert list(result["final"]) == list(results.FINAL_METRICS)
+        assert list(result["best"]) == list(results.BEST_KEYS)
+        data = results.DataInfo(**result["data"])
+        assert (data.source, data.num_classes, data.skipped_files) == ("folder", len(CLASSES), 0)
+        assert data.train_images + data.val_images == 6 * len(CLASSES)  # conftest's tiny tree
+        rebuilt = results.RunResult(**(result | {"data": data}))
+        assert json.loads(json.dumps(rebuilt.to_dict())) == result  # the layout is the dataclasses'
+        assert result["final"] == {key: rows[-1][key] for key in results.FINAL_METRICS}
+        assert result["epochs_completed"] == len(rows) == result["epochs_planned"]

@@ -2,39 +2,89 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from bench.config import AdamL2Config, AdamWConfig, SGDL2Config, register_configs, validate
+from bench.config import (
+    GROUP_SCHEMAS,
+    AdamL2Config,
+    AdamWConfig,
+    ConstantScheduleConfig,
+    CosineScheduleConfig,
+    InverseTimeScheduleConfig,
+    SGDL2Config,
+    load_option,
+    register_configs,
+    validate,
+)
 from bench.errors import ConfigError
 from tests.conftest import CONF_DIR, run_cli
 
+# Every value of `python -m bench --cfg job --resolve` with no overrides (as of the seed blog), except the
+# locations of the photos and the cache, which the tests set.
+SEED_BLOG_CONFIG = {
+    "backend": {"name": "keras", "threads": None, "device": "auto"},
+    "optimizer": {"name": "sgd_l2", "lr": 1e-3, "momentum": 0.9, "l2": 1e-3},
+    "dataset": {
+        "name": "tf_flowers",
+        "source": "auto",
+        "data_dir": None,
+        "image_size": 180,
+        "max_per_class": None,
+        "val_fraction": 0.2,
+        "split_seed": 123,
+    },
+    "model": {"filters": [64, 64], "kernel_size": 3, "dense_units": 128, "dropout": 0.2},
+    "schedule": {"name": "constant"},
+    "train": {"epochs": 7, "batch_size": 32, "precision": "fp32"},
+    "seed": 0,
+    "force": False,
+    "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},
+    "throughput": {"warmup_steps": 3, "timed_steps": 10, "matmul_size": 2048},
+}
+
 
 def test_defaults_are_the_seed_blog(compose_config):
-    run = validate(compose_config(shrink=False))
+    cfg = compose_config(shrink=False)
+    run = validate(cfg)
     assert (run.backend.name, run.optimizer.name) == ("keras", "sgd_l2")
-    assert isinstance(run.optimizer, SGDL2Config)
+    assert isinstance(run.optimizer, SGDL2Config) and isinstance(run.schedule, ConstantScheduleConfig)
     assert (run.optimizer.lr, run.optimizer.momentum, run.optimizer.l2) == (1e-3, 0.9, 1e-3)
     assert (run.dataset.image_size, run.train.batch_size, run.train.epochs) == (180, 32, 7)
     assert (run.model.filters, run.model.dense_units, run.model.dropout) == ([64, 64], 128, 0.2)
     assert (run.dataset.split_seed, run.dataset.val_fraction, run.seed) == (123, 0.2, 0)
+    # Every value --cfg job prints, keys and order included: the values moved from the schemas into the YAML.
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    for location in ("path", "cache_dir"):
+        del composed["dataset"][location]
+    assert composed == SEED_BLOG_CONFIG
+    assert list(composed) == list(SEED_BLOG_CONFIG)
+    assert {group: list(composed[group]) for group in GROUP_SCHEMAS} == {
+        group: list(SEED_BLOG_CONFIG[group]) for group in GROUP_SCHEMAS
+    }
 
 
 @pytest.mark.parametrize(
     "option, schema, values",
     [
-        ("sgd_l2", SGDL2Config, {"lr": 1e-3, "l2": 1e-3}),
-        ("adam_l2", AdamL2Config, {"lr": 3e-4, "l2": 1e-3, "epsilon": 1e-7}),
-        ("adamw", AdamWConfig, {"lr": 3e-4, "weight_decay": 1e-3, "epsilon": 1e-7}),
+        ("sgd_l2", SGDL2Config, {"lr": 1e-3, "momentum": 0.9, "l2": 1e-3}),
+        ("adam_l2", AdamL2Config, {"lr": 3e-4, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "l2": 1e-3}),
+        (
+            "adamw",
+            AdamWConfig,
+            {"lr": 3e-4, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 1e-3},
+        ),
     ],
 )
 def test_optimizer_options_carry_the_blog_hyperparameters(compose_config, option, schema, values):
     run = validate(compose_config(f"optimizer={option}"))
     assert isinstance(run.optimizer, schema) and run.optimizer.name == option
-    for key, value in values.items():
-        assert getattr(run.optimizer, key) == value
+    assert vars(run.optimizer) == {"name": option, **values}  # every value, and no other key
 
 
 @pytest.mark.parametrize("option", ["keras", "torch"])
@@ -42,9 +92,95 @@ def test_backend_options(compose_config, option):
     assert validate(compose_config(f"backend={option}", "backend.threads=1")).backend.name == option
 
 
-@pytest.mark.parametrize("option", ["constant", "inverse_time", "cosine"])
-def test_schedule_options(compose_config, option):
-    assert validate(compose_config(f"schedule={option}")).schedule.name == option
+@pytest.mark.parametrize(
+    "option, schema, values",
+    [
+        ("constant", ConstantScheduleConfig, {}),
+        ("inverse_time", InverseTimeScheduleConfig, {"decay_rate": 1e-3}),
+        ("cosine", CosineScheduleConfig, {"alpha": 0.0}),
+    ],
+)
+def test_schedule_options(compose_config, option, schema, values):
+    schedule = validate(compose_config(f"schedule={option}")).schedule
+    assert isinstance(schedule, schema) and vars(schedule) == {"name": option, **values}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("schedule=cosine", "schedule.decay_rate=0.5"),
+        ("schedule=inverse_time", "schedule.alpha=0.1"),
+        ("schedule.alpha=0.1",),  # the default schedule, constant, has no parameter
+    ],
+)
+def test_a_key_of_another_schedule_is_rejected(compose_config, overrides):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_config(*overrides)
+
+
+def test_a_schedule_name_that_contradicts_the_option_is_rejected(compose_config):
+    with pytest.raises(ConfigError, match="schedule.name='cosine' does not match the schedule chosen"):
+        validate(compose_config("schedule.name=cosine"))
+
+
+@pytest.mark.parametrize(
+    "option, key",
+    [
+        ("optimizer=sgd_l2", "optimizer.lr"),
+        ("optimizer=sgd_l2", "optimizer.momentum"),
+        ("optimizer=sgd_l2", "optimizer.l2"),
+        ("optimizer=adam_l2", "optimizer.beta_1"),
+        ("optimizer=adam_l2", "optimizer.beta_2"),
+        ("optimizer=adam_l2", "optimizer.epsilon"),
+        ("optimizer=adam_l2", "optimizer.l2"),
+        ("optimizer=adamw", "optimizer.weight_decay"),
+        ("schedule=inverse_time", "schedule.decay_rate"),
+        ("schedule=cosine", "schedule.alpha"),
+        ("model=flowers_cnn", "model.dropout"),
+        ("dataset=tf_flowers", "dataset.val_fraction"),
+    ],
+)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_hyperparameters_are_rejected(compose_config, option, key, value):
+    with pytest.raises(ConfigError, match=rf"^{key} must be .*, got {value}$"):
+        validate(compose_config(option, f"{key}={value}"))
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [
+        (group, option)
+        for group, schemas in GROUP_SCHEMAS.items()
+        if isinstance(schemas, dict)
+        for option in schemas
+    ]
+    + [("backend", "keras"), ("backend", "torch"), ("dataset", "tf_flowers"), ("model", "flowers_cnn")],
+)
+def test_load_option_gives_the_values_hydra_composes(compose_config, group, option):
+    composed = getattr(validate(compose_config(f"{group}={option}", shrink=False)), group)
+    loaded = load_option(
+        group,
+        option,
+        **({"path": composed.path, "cache_dir": composed.cache_dir} if group == "dataset" else {}),
+    )
+    assert loaded == composed
+
+
+def test_load_option_checks_values_as_the_command_line_does():
+    assert load_option("optimizer", "adamw", lr=1e-3).lr == 1e-3
+    assert math.isclose(load_option("schedule", "inverse_time", decay_rate=0.5).decay_rate, 0.5)
+    for option, values, message in [
+        ("cosine", {"decay_rate": 0.5}, "schedule=cosine: Key 'decay_rate' not in 'CosineScheduleConfig'"),
+        (
+            "inverse_time",
+            {"decay_rate": "fast"},
+            "schedule=inverse_time: Value 'fast' of type 'str' could not be converted to Float",
+        ),
+        ("inverse_time", {"decay_rate": math.inf}, "schedule.decay_rate must be finite and >= 0, got inf"),
+        ("linear", {}, "no config option schedule=linear"),
+    ]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+            load_option("schedule", option, **values)
 
 
 def test_experiment_presets(compose_config):
@@ -107,6 +243,7 @@ def test_cli_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, tiny_pho
     for args, expected in [
         (["optimizer=rmsprop"], "Could not find 'optimizer/rmsprop'"),
         (["optimizer.lr=-1"], "flowerbench: error: optimizer.lr must be > 0, got -1.0"),
+        (["optimizer.lr=inf"], "flowerbench: error: optimizer.lr must be finite and > 0, got inf"),
         (["dataset.path=/does/not/exist"], "flowerbench: error: photo folder /does/not/exist does not exist"),
         ([f"dataset.path={empty}"], "holds no class folders"),
         (["model.filters=[4,4,4,4,4]"], "too small for 5 conv blocks"),

@@ -11,13 +11,21 @@ import numpy as np
 import pytest
 
 from bench import data as data_lib
-from bench.config import DatasetConfig
-from bench.errors import DataError
-from tests.conftest import CLASSES, make_photo_tree
+from bench.config import DatasetConfig, load_option
+from bench.errors import ConfigError, DataError
+from tests.conftest import CLASSES, make_photo_tree, run_cli
 
 
 def folder_config(path: Path, cache_dir: Path, **changes) -> DatasetConfig:
-    return DatasetConfig(path=str(path), cache_dir=str(cache_dir), image_size=16, **changes)
+    return load_option(
+        "dataset", "tf_flowers", path=str(path), cache_dir=str(cache_dir), image_size=16, **changes
+    )
+
+
+def tfds_config(cache_dir: Path, **changes) -> DatasetConfig:
+    return load_option(
+        "dataset", "tf_flowers", source="tfds", cache_dir=str(cache_dir), image_size=16, **changes
+    )
 
 
 def test_folder_source_decodes_resizes_and_splits(tiny_photos, cache_dir):
@@ -128,7 +136,7 @@ def test_tfds_source_through_its_real_code_path(cache_dir, monkeypatch):
     """tfds cannot download here; its mock_data fills tf_flowers with random photos through the same calls."""
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(data_lib, "download_reachable", lambda: True)  # mock_data stands in for the download
-    config = DatasetConfig(source="tfds", cache_dir=str(cache_dir), image_size=16, max_per_class=3)
+    config = tfds_config(cache_dir, max_per_class=3)
     with tfds.testing.mock_data(num_examples=40):
         flowers = data_lib.load_flowers(config)
     assert flowers.source == "tfds" and flowers.class_names == list(CLASSES)
@@ -153,7 +161,7 @@ def test_unreachable_tfds_says_how_to_use_a_local_folder(cache_dir, monkeypatch)
     with pytest.raises(
         DataError, match="could not load tf_flowers.*set FLOWER_PHOTOS=/path/to/flower_photos"
     ):
-        data_lib.load_flowers(DatasetConfig(source="tfds", cache_dir=str(cache_dir), image_size=16))
+        data_lib.load_flowers(tfds_config(cache_dir))
 
 
 def test_real_photos_through_flower_photos(real_photos, cache_dir):
@@ -166,8 +174,76 @@ def test_real_photos_through_flower_photos(real_photos, cache_dir):
 def test_offline_tfds_fails_in_seconds_not_minutes(tmp_path, cache_dir, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(data_lib, "download_reachable", lambda: False)
-    config = DatasetConfig(
-        source="tfds", data_dir=str(tmp_path / "tfds"), cache_dir=str(cache_dir), image_size=16
-    )
+    config = tfds_config(cache_dir, data_dir=str(tmp_path / "tfds"))
     with pytest.raises(DataError, match="unreachable; without internet, use a local copy"):
         data_lib.load_flowers(config)
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("decoded a photo although the photos cannot fit in memory")
+
+
+def test_photos_that_cannot_fit_in_memory_are_refused_before_decoding(tiny_photos, cache_dir, monkeypatch):
+    monkeypatch.setattr(data_lib, "decode_files", _no_decoding)
+    monkeypatch.setattr(
+        data_lib, "available_memory", lambda: 20_000
+    )  # 30 photos x 16 x 16 x 3 = 23,040 bytes
+    with pytest.raises(ConfigError) as refused:
+        data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "dataset.image_size=16: 30 decoded photos need 22.5 KiB of memory, but only 19.5 KiB"
+    )
+    assert "dataset.max_per_class" in message  # what to change
+    assert not list(cache_dir.glob("*/arrays.npz"))
+    monkeypatch.undo()  # decode again
+    monkeypatch.setattr(data_lib, "available_memory", lambda: 23_040)  # exactly enough
+    assert len(data_lib.load_flowers(folder_config(tiny_photos, cache_dir)).train_labels) == 24
+
+
+def test_memory_check_is_skipped_when_the_available_memory_is_unknown(tiny_photos, cache_dir, monkeypatch):
+    monkeypatch.setattr(data_lib, "available_memory", lambda: None)
+    assert len(data_lib.load_flowers(folder_config(tiny_photos, cache_dir)).val_labels) == 6
+
+
+def test_tfds_photos_that_cannot_fit_are_refused_before_reading_a_record(cache_dir, monkeypatch):
+    def records():
+        raise AssertionError("read a tfds record although the photos cannot fit in memory")
+        yield
+
+    names = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    monkeypatch.setattr(data_lib, "_tfds_load", lambda cfg: (records(), names, 3670))
+    monkeypatch.setattr(data_lib, "available_memory", lambda: 10_000)
+    with pytest.raises(ConfigError, match="3670 decoded photos need 2.7 MiB"):
+        data_lib.read_tfds(tfds_config(cache_dir))
+    with pytest.raises(ConfigError, match="15 decoded photos need 11.2 KiB"):  # 5 classes x max_per_class=3
+        data_lib.read_tfds(tfds_config(cache_dir, max_per_class=3))
+
+
+def test_available_memory_reads_mem_available(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        "MemTotal:       16318412 kB\nMemFree:          734512 kB\nMemAvailable:    9871234 kB\n"
+    )
+    assert data_lib.available_memory(meminfo) == 9871234 * 1024
+    fallback = data_lib.available_memory(tmp_path / "missing")  # os.sysconf, or unknown on this platform
+    assert fallback is None or fallback > 0
+
+
+def test_cli_refuses_photos_too_big_for_memory_in_one_line(tiny_photos, tmp_path):
+    size = 1_000_000  # 30 photos of 1e6 x 1e6 x 3 bytes: 82 TiB, refused before any is decoded
+    available = data_lib.available_memory()
+    if available is None or available >= 30 * size**2 * 3:
+        pytest.skip("this machine's available memory is unknown (or vast): the check is skipped")
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        f"dataset.path={tiny_photos}",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        f"dataset.image_size={size}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"flowerbench: error: dataset.image_size={size}: 30 decoded photos need 81.9 TiB" in result.stderr
+    assert "Traceback" not in result.stderr and not run_dir.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import results
 from tests.conftest import crash_seed_1_env, run_cli
 
 EPOCHS = 40  # long enough (a few seconds per job) to interrupt a job in the middle
@@ -30,12 +30,11 @@ def job(root: Path, seed: int) -> Path:
 
 
 def epochs_in(run_dir: Path) -> list[int]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line)["epoch"] for line in path.read_text().splitlines()] if path.exists() else []
+    return [row["epoch"] for row in results.read_metrics(run_dir)]
 
 
 def contract_bytes(run_dir: Path) -> dict[str, bytes]:
-    return {name: (run_dir / name).read_bytes() for name in ("metrics.jsonl", "result.json")}
+    return {name: (run_dir / name).read_bytes() for name in (results.METRICS_FILE, results.RESULT_FILE)}
 
 
 def interrupt_second_job(root: Path, photos: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
@@ -46,7 +45,7 @@ def interrupt_second_job(root: Path, photos: Path, sig: signal.Signals) -> subpr
         args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 240
-    while not ((job(root, 0) / "result.json").exists() and len(epochs_in(job(root, 1))) >= 2):
+    while not ((job(root, 0) / results.RESULT_FILE).exists() and len(epochs_in(job(root, 1))) >= 2):
         assert process.poll() is None and time.monotonic() < deadline, (
             "sweep ended before it could be interrupted"
         )
@@ -66,14 +65,14 @@ def test_interrupted_sweep_resumes_only_what_is_missing(tiny_photos, tmp_path, s
     finished = contract_bytes(job(tmp_path, 0))
     partial = epochs_in(job(tmp_path, 1))
     assert 2 <= len(partial) < EPOCHS and partial == list(range(1, len(partial) + 1))
-    assert not (job(tmp_path, 1) / "result.json").exists()
+    assert not (job(tmp_path, 1) / results.RESULT_FILE).exists()
 
     rerun = run_cli(*sweep_args(tiny_photos, tmp_path), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert contract_bytes(job(tmp_path, 0)) == finished  # the finished job was skipped, its files untouched
     for seed in (1, 2):
         assert epochs_in(job(tmp_path, seed)) == list(range(1, EPOCHS + 1))  # restarted cleanly, no mixing
-        assert json.loads((job(tmp_path, seed) / "result.json").read_text())["status"] == "completed"
+        assert results.read_result(job(tmp_path, seed))["status"] == results.COMPLETED
 
 
 def test_force_reruns_finished_jobs_in_place(tiny_photos, tmp_path):
@@ -85,11 +84,11 @@ def test_force_reruns_finished_jobs_in_place(tiny_photos, tmp_path):
     ]
     args.append(f"dataset.cache_dir={tmp_path / 'cache'}")
     assert run_cli(*args, cwd=tmp_path).returncode == 0
-    first = json.loads((tmp_path / "run" / "result.json").read_text())
+    first = results.read_result(tmp_path / "run")
     assert run_cli(*args, cwd=tmp_path).returncode == 0
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["started_at"] == first["started_at"]
+    assert results.read_result(tmp_path / "run")["started_at"] == first["started_at"]
     assert run_cli(*args, "force=true", cwd=tmp_path).returncode == 0
-    forced = json.loads((tmp_path / "run" / "result.json").read_text())
+    forced = results.read_result(tmp_path / "run")
     assert (
         forced["wall_time_s"] != first["wall_time_s"] and forced["final"] == first["final"]
     )  # deterministic
@@ -107,8 +106,8 @@ def test_divergence_ends_the_run_and_the_sweep_goes_on(tiny_photos, tmp_path):
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = {}
-    for result_file in (tmp_path / "sweep").glob("*/result.json"):
-        run = json.loads(result_file.read_text())
+    for result_file in results.result_files(tmp_path / "sweep"):
+        run = results.read_result(result_file.parent)
         runs[run["config"]["optimizer"]["lr"]] = run | {"epochs": epochs_in(result_file.parent)}
     assert (runs[1e-3]["status"], runs[1e-3]["epochs"]) == ("completed", [1, 2, 3])
     diverged = runs[1e6]
@@ -124,8 +123,8 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_the_exit_code_says_so(ti
     assert result.returncode == 1, result.stderr[-3000:]
     assert "1 run(s) failed" in result.stderr and "seed=1" in result.stderr.splitlines()[-1]
     runs = {}
-    for result_file in (tmp_path / "sweep").glob("*/result.json"):
-        run = json.loads(result_file.read_text())
+    for result_file in results.result_files(tmp_path / "sweep"):
+        run = results.read_result(result_file.parent)
         runs[run["seed"]] = run
     assert [runs[seed]["status"] for seed in (0, 1, 2)] == ["completed", "failed", "completed"]
     assert runs[1]["error"] == "RuntimeError: simulated crash in seed 1"

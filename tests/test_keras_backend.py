@@ -4,39 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights, l2_penalty
-from bench.backend import load_backend
-from bench.config import (
-    AdamL2Config,
-    AdamWConfig,
-    BackendConfig,
-    DatasetConfig,
-    ModelConfig,
-    RunConfig,
-    ScheduleConfig,
-    SGDL2Config,
-    TrainConfig,
-)
+from bench.backend import build_trainer
+from bench.config import CONFIG_DIR, RunConfig, kernel_l2, register_configs, validate
 
 pytest.importorskip("tensorflow")
+# Each optimizer's values, as command-line overrides: the configs are composed from conf/ as a run's are.
 OPTIMIZERS = {
-    "sgd_l2": SGDL2Config(name="sgd_l2", lr=1e-2, l2=1e-2),
-    "adam_l2": AdamL2Config(name="adam_l2", lr=1e-3, l2=1e-2),
-    "adamw": AdamWConfig(name="adamw", lr=1e-3, weight_decay=1e-1),
+    "sgd_l2": ["optimizer.lr=1e-2", "optimizer.l2=1e-2"],
+    "adam_l2": ["optimizer.lr=1e-3", "optimizer.l2=1e-2"],
+    "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
 }
 
 
+def compose_run(*overrides: str) -> RunConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
+
+
 def make_run(optimizer: str, schedule: str = "constant", seed: int = 0) -> RunConfig:
-    return RunConfig(
-        backend=BackendConfig(name="keras", threads=1),
-        optimizer=OPTIMIZERS[optimizer],
-        dataset=DatasetConfig(image_size=12),
-        model=ModelConfig(filters=[4, 4], dense_units=8, dropout=0.0),
-        schedule=ScheduleConfig(name=schedule, decay_rate=0.1),
-        train=TrainConfig(epochs=2, batch_size=8),
-        seed=seed,
-    )
+    return compose_run(
+        "backend=keras", "backend.threads=1", f"optimizer={optimizer}", *OPTIMIZERS[optimizer],
+        "dataset.image_size=12", "model.filters=[4,4]", "model.dense_units=8", "model.dropout=0",
+        f"schedule={schedule}", *(["schedule.decay_rate=0.1"] if schedule == "inverse_time" else []),
+        "train.epochs=2", "train.batch_size=8", f"seed={seed}",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +44,14 @@ def batches():
 def make_trainer(run: RunConfig):
     spec = CNNSpec.from_config(run.model, image_size=12, num_classes=5)
     weights = initial_weights(spec, run.seed)
-    return load_backend("keras")(run, spec, weights, steps_per_epoch=3), spec, weights
+    return build_trainer(run, spec, steps_per_epoch=3, initial_weights=weights), spec, weights
 
 
 @pytest.mark.parametrize("optimizer", ["sgd_l2", "adam_l2", "adamw"])
 def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
     trainer, spec, weights = make_trainer(make_run(optimizer))
     metrics = trainer.evaluate(batches)
-    expected_penalty = l2_penalty(weights, spec, getattr(OPTIMIZERS[optimizer], "l2", 0.0))
+    expected_penalty = l2_penalty(weights, spec, kernel_l2(trainer.run.optimizer))
     assert metrics.loss == pytest.approx(metrics.ce_loss + expected_penalty, rel=1e-6)
     assert metrics.images == 20 and 0 <= metrics.accuracy <= 1
     if optimizer == "adamw":  # AdamW's decay is in the optimizer, never in the loss
@@ -66,11 +61,12 @@ def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
 def test_weight_decay_argument_is_used_only_by_adamw():
     from backends.keras import optim
 
-    for name, config in OPTIMIZERS.items():
+    for name in OPTIMIZERS:
+        config = make_run(name).optimizer
         keras_optimizer = optim.make_optimizer(config, config.lr)
         assert (keras_optimizer.weight_decay is not None) == (name == "adamw"), name
         assert optim.kernel_l2(config) == (0.0 if name == "adamw" else 1e-2)
-    adamw = optim.make_optimizer(OPTIMIZERS["adamw"], 1e-3)
+    adamw = optim.make_optimizer(make_run("adamw").optimizer, 1e-3)
     assert adamw.weight_decay == pytest.approx(1e-1)
 
 

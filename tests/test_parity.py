@@ -1,4 +1,4 @@
-"""A seed means the same experiment on both backends (DESIGN.md, "Parity").
+"""A seed means the same experiment on both backends (docs/design.md, "Parity").
 
 Same initial weights, same batches, dropout 0: Keras and torch must then produce the same logits, the same
 per-epoch metrics and the same final weights, up to float32 round-off, for every optimizer and schedule.
@@ -16,22 +16,15 @@ AdamW sparing biases: 4e-3; schedule off by one step: 5e-3; dense rows not permu
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights
-from bench.backend import load_backend
-from bench.config import (
-    AdamL2Config,
-    AdamWConfig,
-    BackendConfig,
-    DatasetConfig,
-    ModelConfig,
-    RunConfig,
-    ScheduleConfig,
-    SGDL2Config,
-    TrainConfig,
-)
+from bench.backend import build_trainer
+from bench.config import CONFIG_DIR, RunConfig, register_configs, validate
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
@@ -42,29 +35,32 @@ LOSS_RTOL = 2e-5  # per-epoch loss, ce_loss and val_loss
 WEIGHT_ATOL = 5e-5  # final weights (|w| ~ 0.01-0.5), absolute: round-off does not scale with |w| under Adam
 # Learning rates large enough that training moves the weights visibly in 6 steps, so that a wrong semantic
 # shows; the inverse-time decay halves the lr by step 2, so the momentum rescale matters; AdamW's decay is
-# strong enough that sparing the (zero-initialised) biases shows.
+# strong enough that sparing the (zero-initialised) biases shows. Command-line overrides: the configs are
+# composed from conf/ as a run's are.
+KERAS_ADAM = ["optimizer.beta_1=0.9", "optimizer.beta_2=0.999", "optimizer.epsilon=1e-7"]
 OPTIMIZERS = {
-    "sgd_l2": SGDL2Config(name="sgd_l2", lr=0.05, momentum=0.9, l2=1e-2),
-    "adam_l2": AdamL2Config(name="adam_l2", lr=3e-3, l2=1e-2),
-    "adamw": AdamWConfig(name="adamw", lr=3e-3, weight_decay=1.0),
+    "sgd_l2": ["optimizer.lr=0.05", "optimizer.momentum=0.9", "optimizer.l2=1e-2"],
+    "adam_l2": ["optimizer.lr=3e-3", "optimizer.l2=1e-2", *KERAS_ADAM],
+    "adamw": ["optimizer.lr=3e-3", "optimizer.weight_decay=1.0", *KERAS_ADAM],
 }
 SCHEDULES = {
-    "constant": ScheduleConfig(name="constant"),
-    "inverse_time": ScheduleConfig(name="inverse_time", decay_rate=0.5),
-    "cosine": ScheduleConfig(name="cosine", alpha=0.1),
+    "constant": [],
+    "inverse_time": ["schedule.decay_rate=0.5"],
+    "cosine": ["schedule.alpha=0.1"],
 }
 
 
+@functools.cache
 def make_run(backend: str, optimizer: str, schedule: str) -> RunConfig:
-    return RunConfig(
-        backend=BackendConfig(name=backend, threads=2),
-        optimizer=OPTIMIZERS[optimizer],
-        dataset=DatasetConfig(image_size=SIZE),
-        model=ModelConfig(filters=[8, 8], dense_units=16, dropout=0.0),
-        schedule=SCHEDULES[schedule],
-        train=TrainConfig(epochs=EPOCHS, batch_size=BATCH),
-        seed=3,
-    )
+    overrides = [
+        f"backend={backend}", "backend.threads=2", f"optimizer={optimizer}", *OPTIMIZERS[optimizer],
+        f"dataset.image_size={SIZE}", "model.filters=[8,8]", "model.dense_units=16", "model.dropout=0",
+        f"schedule={schedule}", *SCHEDULES[schedule], f"train.epochs={EPOCHS}", f"train.batch_size={BATCH}",
+        "seed=3",
+    ]  # fmt: skip
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return validate(compose(config_name="config", overrides=overrides))
 
 
 def spec_of(run: RunConfig) -> CNNSpec:
@@ -98,7 +94,7 @@ def train(
     run = make_run(backend, optimizer, schedule)
     spec = spec_of(run)
     steps = -(-len(data["labels"]) // BATCH)
-    trainer = load_backend(backend)(run, spec, initial_weights(spec, run.seed), steps)
+    trainer = build_trainer(run, spec, steps)  # the seed's initial weights
     history = []
     for epoch in range(1, EPOCHS + 1):
         order = np.random.default_rng([run.seed, epoch]).permutation(len(data["labels"]))
@@ -129,9 +125,9 @@ def test_initial_weights_give_the_same_logits(data):
     spec = spec_of(run)
     weights = initial_weights(spec, run.seed)
     logits = {
-        backend: load_backend(backend)(
-            make_run(backend, "adamw", "constant"), spec, weights, 3
-        ).predict_logits(data["images"])
+        backend: build_trainer(make_run(backend, "adamw", "constant"), spec, 3, weights).predict_logits(
+            data["images"]
+        )
         for backend in ("keras", "torch")
     }
     np.testing.assert_allclose(logits["torch"], logits["keras"], rtol=0, atol=LOGIT_ATOL)

@@ -1,13 +1,13 @@
 """Tests of the analysis stage (bench.report, bench.callbacks) on hand-made run directories.
 
-``write_run`` writes a run directory the way the runner does (DESIGN.md, "Output contract"), so the tests
-know every number the report should print.
+``write_run`` writes a run directory the way the runner does: the real config composed from conf/, the records
+and writers of the output contract (bench/results.py), so the tests know every number the report should print.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import functools
 import logging
 import math
 from pathlib import Path
@@ -17,89 +17,82 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from bench import results
 from bench.callbacks import ReportCallback
+from bench.config import register_configs
 from bench.report import build_report, load_runs
 from bench.report.__main__ import main
 from bench.report.render import markdown_table
+from tests.conftest import CONF_DIR
 
-OPTIMIZERS = {
-    "sgd_l2": {"name": "sgd_l2", "lr": 1e-3, "momentum": 0.9, "l2": 1e-3},
-    "adam_l2": {"name": "adam_l2", "lr": 3e-4, "l2": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "adamw": {"name": "adamw", "lr": 3e-4, "weight_decay": 1e-3, "beta_1": 0.9, "beta_2": 0.999},
-}
-FINAL_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
+
+@functools.cache
+def composed_config(optimizer: str) -> dict:
+    """The resolved config of conf/config.yaml with ``optimizer``: the runner's own, not a copy of it."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"optimizer={optimizer}"])
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def make_config(backend: str, optimizer: str, seed: int, epochs: int, **optimizer_overrides: Any) -> dict:
-    """A resolved job config shaped like the runner's (conf/config.yaml after composition)."""
-    dataset = {
-        "name": "tf_flowers",
-        "source": "folder",
-        "path": "/data/flower_photos",
-        "data_dir": None,
-        "cache_dir": f"/tmp/cache/{backend}",  # a location: must not split groups
-        "image_size": 180,
-        "max_per_class": None,
-        "val_fraction": 0.2,
-        "split_seed": 123,
-    }
-    return {
-        "backend": {"name": backend, "threads": 2, "device": "cpu"},
-        "optimizer": copy.deepcopy(OPTIMIZERS[optimizer]) | optimizer_overrides,
-        "dataset": dataset,
-        "model": {"name": "seed_blog_cnn", "dropout": 0.2, "filters": [64, 64], "dense_units": 128},
-        "schedule": {"name": "constant"},
-        "train": {"epochs": epochs, "batch_size": 32, "precision": "fp32"},
-        "seed": seed,
-    }
+    """A resolved job config as the runner records it (conf/config.yaml after composition)."""
+    config = copy.deepcopy(composed_config(optimizer))
+    config["backend"] |= {"name": backend, "threads": 2, "device": "cpu"}
+    config["optimizer"] |= optimizer_overrides
+    # Locations: the cache differs per backend and must not split groups.
+    config["dataset"] |= {"path": "/data/flower_photos", "cache_dir": f"/tmp/cache/{backend}"}
+    config["train"]["epochs"] = epochs
+    config["seed"] = seed
+    return config
 
 
-def epoch_row(epoch: int, val_accuracy: float, images_per_s: float) -> dict[str, Any]:
+def epoch_record(epoch: int, val_accuracy: float, images_per_s: float) -> results.EpochRecord:
     """One metrics.jsonl line; the other metrics follow from val_accuracy so that tests know them."""
-    return {
-        "epoch": epoch,
-        "loss": 2.0 - val_accuracy,
-        "accuracy": val_accuracy + 0.1,
-        "val_loss": 1.5 - val_accuracy,
-        "val_accuracy": val_accuracy,
-        "ce_loss": 1.9 - val_accuracy,
-        "val_ce_loss": 1.5 - val_accuracy,
-        "lr": 1e-3,
-        "epoch_time_s": 2936 / images_per_s,
-        "train_time_s": 2900 / images_per_s,
-        "eval_time_s": 1.0,
-        "train_images_per_s": images_per_s,
-        "train_images": 2936,
-        "steps": 92,
-    }
+    return results.EpochRecord(
+        epoch=epoch,
+        loss=2.0 - val_accuracy,
+        accuracy=val_accuracy + 0.1,
+        val_loss=1.5 - val_accuracy,
+        val_accuracy=val_accuracy,
+        ce_loss=1.9 - val_accuracy,
+        val_ce_loss=1.5 - val_accuracy,
+        lr=1e-3,
+        epoch_time_s=2936 / images_per_s,
+        train_time_s=2900 / images_per_s,
+        eval_time_s=1.0,
+        train_images_per_s=images_per_s,
+        step_images_per_s_median=images_per_s,
+        train_images=2936,
+        steps=92,
+    )
 
 
-def make_result(config: dict, status: str, rows: list[dict], error: str | None, overrides: list[str]) -> dict:
-    """result.json of a run that ended with ``status`` after the epochs ``rows``."""
-    return {
-        "status": status,
-        "backend": config["backend"]["name"],
-        "optimizer": config["optimizer"]["name"],
-        "seed": config["seed"],
-        "epochs_completed": len(rows),
-        "epochs_planned": config["train"]["epochs"],
-        "diverged_epoch": len(rows) if status == "diverged" else None,
-        "error": error,
-        "final": {key: rows[-1][key] for key in FINAL_KEYS} if rows else None,
-        "best": {},
-        "wall_time_s": 100.0 + config["seed"],
-        "train_images_per_s_median": None,
-        "data": {"source": "folder", "train_images": 2936, "val_images": 734, "num_classes": 5},
-        "config": config,
-        "overrides": overrides,
-        "environment": {},
-        "started_at": "",
-        "finished_at": "",
-    }
+def make_result(
+    config: dict, status: str, records: list[results.EpochRecord], error: str | None, overrides: list[str]
+) -> results.RunResult:
+    """result.json of a run that ended with ``status`` after the epochs ``records``."""
+    return results.RunResult(
+        status=status,
+        backend=config["backend"]["name"],
+        optimizer=config["optimizer"]["name"],
+        seed=config["seed"],
+        epochs_planned=config["train"]["epochs"],
+        diverged_epoch=len(records) if status == results.DIVERGED else None,
+        error=error,
+        **results.summarize(records),
+        wall_time_s=100.0 + config["seed"],
+        data=results.DataInfo(
+            source="folder", train_images=2936, val_images=734, num_classes=5, skipped_files=0
+        ),
+        config=config,
+        overrides=overrides,
+    )
 
 
 def write_run(
@@ -111,7 +104,7 @@ def write_run(
     final_val_accuracy: float = 0.6,
     epochs: int = 3,
     finished: int | None = None,
-    status: str | None = "completed",
+    status: str | None = results.COMPLETED,
     speeds: list[float] | None = None,
     error: str | None = None,
     **optimizer_overrides: Any,
@@ -131,19 +124,21 @@ def write_run(
     overrides = [f"backend={backend}", f"optimizer={optimizer}", f"seed={seed}"]
     overrides += [f"optimizer.{key}={value}" for key, value in optimizer_overrides.items()]
     run_dir = root / ",".join(overrides)
-    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / results.CONFIG_FILE).parent.mkdir(parents=True)
     config = make_config(backend, optimizer, seed, epochs, **optimizer_overrides)
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / results.CONFIG_FILE).write_text(yaml.safe_dump(config))
     speeds = speeds or [30.0] * finished
-    rows = [
-        epoch_row(e, final_val_accuracy - 0.1 * (finished - e), speeds[e - 1]) for e in range(1, finished + 1)
+    records = [
+        epoch_record(e, final_val_accuracy - 0.1 * (finished - e), speeds[e - 1])
+        for e in range(1, finished + 1)
     ]
-    if status == "diverged":
-        rows[-1] |= {"loss": float("nan"), "val_loss": float("inf"), "val_accuracy": 0.2}
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if status == results.DIVERGED:
+        records[-1].loss, records[-1].val_loss, records[-1].val_accuracy = float("nan"), float("inf"), 0.2
+    with results.MetricsWriter(run_dir) as writer:
+        for record in records:
+            writer.append(record)
     if status is not None:
-        result = make_result(config, status, rows, error, overrides)
-        (run_dir / "result.json").write_text(json.dumps(result))
+        results.write_result(run_dir, make_result(config, status, records, error, overrides))
     return run_dir
 
 
@@ -161,7 +156,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_run(root, optimizer="sgd_l2", seed=seed, final_val_accuracy=sgd)
     write_run(root, optimizer="sgd_l2", seed=3, status="diverged", finished=2, error="Traceback\nloss is nan")
     killed = write_run(root, optimizer="adamw", seed=3, status=None, finished=1, final_val_accuracy=0.99)
-    with open(killed / "metrics.jsonl", "a") as handle:
+    with open(killed / results.METRICS_FILE, "a") as handle:
         handle.write('{"epoch": 2, "loss": 0.')  # the writer died mid-line
     write_run(root, backend="torch", optimizer="adamw", seed=0, final_val_accuracy=0.62)
     write_run(root, backend="torch", optimizer="sgd_l2", seed=0, final_val_accuracy=0.41)
@@ -358,7 +353,7 @@ def test_one_run_of_one_epoch(tmp_path: Path) -> None:
 def test_sweep_in_progress_lists_runs_without_averaging(tmp_path: Path) -> None:
     write_run(tmp_path, seed=0, status=None, finished=1)  # killed, or still running
     started = write_run(tmp_path, seed=1, status=None, finished=0)
-    (started / "metrics.jsonl").unlink()  # only .hydra/config.yaml so far
+    (started / results.METRICS_FILE).unlink()  # only .hydra/config.yaml so far
     out = build_report(tmp_path)
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, ["n_seeds", "n_incomplete"]].tolist() == [0, 2]

@@ -7,7 +7,6 @@ thread share.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from bench import results
 from bench.config import register_configs
 from bench.failures import failed_runs
 from bench.resolvers import jobs_at_once, threads_per_job
@@ -39,9 +39,9 @@ def sweep_args(photos: Path, root: Path, *extra: str) -> list[str]:
     return ["-m", *TINY_ONE_EPOCH, *paths, *extra]
 
 
-def results(sweep: Path) -> dict[int, dict]:
+def results_by_seed(sweep: Path) -> dict[int, dict]:
     """result.json of each job, by seed."""
-    found = (json.loads(path.read_text()) for path in sweep.glob("*/result.json"))
+    found = (results.read_result(path.parent) for path in results.result_files(sweep))
     return {result["seed"]: result for result in found}
 
 
@@ -50,7 +50,7 @@ def test_joblib_sweep_shares_cores_reports_failures_and_resumes(tiny_photos, tmp
     first = run_cli(*args, cwd=tmp_path, env=crash_seed_1_env(tmp_path))
     assert first.returncode == 1, first.stderr[-3000:]
     assert "1 run(s) failed" in first.stderr and "seed=1" in first.stderr.splitlines()[-1]
-    runs = results(tmp_path / "sweep")
+    runs = results_by_seed(tmp_path / "sweep")
     assert (runs[0]["status"], runs[1]["status"]) == ("completed", "failed")
     share = max(1, len(os.sched_getaffinity(0)) // 2)  # the preset runs 2 jobs at once
     assert runs[0]["config"]["backend"]["threads"] == runs[0]["environment"]["threads"] == share
@@ -58,26 +58,26 @@ def test_joblib_sweep_shares_cores_reports_failures_and_resumes(tiny_photos, tmp
     assert (tmp_path / "sweep" / "report" / "summary.csv").exists()
 
     [job0] = (tmp_path / "sweep").glob("*seed=0*")
-    before = (job0 / "result.json").read_bytes()
+    before = (job0 / results.RESULT_FILE).read_bytes()
     rerun = run_cli(*args, cwd=tmp_path)  # the crash is gone: the failed job is retried, the other skipped
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert (job0 / "result.json").read_bytes() == before
-    assert results(tmp_path / "sweep")[1]["status"] == "completed"
-    finished = {job: (job / "result.json").read_bytes() for job in (tmp_path / "sweep").glob("*seed=*")}
+    assert (job0 / results.RESULT_FILE).read_bytes() == before
+    assert results_by_seed(tmp_path / "sweep")[1]["status"] == "completed"
+    finished = {job: (job / results.RESULT_FILE).read_bytes() for job in (tmp_path / "sweep").glob("*seed=*")}
 
     basic = run_cli(*args[:-1], "report.enabled=false", cwd=tmp_path)  # the same sweep, default launcher
     assert basic.returncode == 0, basic.stderr[-3000:]
-    assert {job: (job / "result.json").read_bytes() for job in finished} == finished  # all skipped
+    assert {job: (job / results.RESULT_FILE).read_bytes() for job in finished} == finished  # all skipped
 
 
 def test_submitit_local_sweep_writes_the_output_contract(tiny_photos, tmp_path):
     args = sweep_args(tiny_photos, tmp_path, "seed=0,1", "hydra/launcher=submitit_local")
     result = run_cli(*args, "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = results(tmp_path / "sweep")
+    runs = results_by_seed(tmp_path / "sweep")
     assert sorted(runs) == [0, 1] and {r["status"] for r in runs.values()} == {"completed"}
     for job in (tmp_path / "sweep").glob("*seed=*"):
-        assert [json.loads(line)["epoch"] for line in (job / "metrics.jsonl").read_text().splitlines()] == [1]
+        assert [row["epoch"] for row in results.read_metrics(job)] == [1]
     assert runs[0]["config"]["backend"]["threads"] == 1  # cpus_per_task
     assert any((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))  # each job ran as its own process
     assert (tmp_path / "sweep" / "report" / "report.md").exists()
@@ -88,7 +88,7 @@ def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path)
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "sweep"
-    trials = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    trials = [results.read_result(path.parent) for path in results.result_files(sweep)]
     assert len(trials) == 3 and {t["optimizer"] for t in trials} == {"adamw"}
     assert len({t["config"]["optimizer"]["weight_decay"] for t in trials}) == 3  # three sampled settings
     verdict = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -101,7 +101,7 @@ def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path)
     assert len(commands) == 2 and all("seed=1,2,3" in c for c in commands)  # fresh seeds: the search used 0
     assert "optimizer.weight_decay=0.001" in commands[1]  # the defaults, next to the best setting
 
-    before = {path: path.read_bytes() for path in sweep.glob("*/result.json")}
+    before = {path: path.read_bytes() for path in results.result_files(sweep)}
     rerun = run_cli(*args, cwd=tmp_path)  # the seeded sampler asks for the same trials: all are skipped
     assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("skipping") == 3
     assert {path: path.read_bytes() for path in before} == before
@@ -114,7 +114,7 @@ def test_a_diverged_trial_scores_zero_for_the_sweeper(tiny_photos, tmp_path):
     )
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    [trial] = results(tmp_path / "sweep").values()
+    [trial] = results_by_seed(tmp_path / "sweep").values()
     assert trial["status"] == "diverged"
     verdict = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert verdict["best_value"] == 0.0  # bench.search.objective, not the diverged run's last accuracy
@@ -122,15 +122,17 @@ def test_a_diverged_trial_scores_zero_for_the_sweeper(tiny_photos, tmp_path):
 
 def write_result(directory: Path, status: str, seed: int = 0) -> Path:
     directory.mkdir(parents=True)
-    (directory / "result.json").write_text(json.dumps({"status": status, "seed": seed}))
+    result = results.RunResult(status=status, backend="keras", optimizer="adamw", seed=seed, epochs_planned=1)
+    results.write_result(directory, result)
     return directory
 
 
 def test_failed_runs_scans_only_failures_written_since_the_sweep_started(tmp_path):
-    old = write_result(tmp_path / "old_failure", "failed")
-    os.utime(old / "result.json", (time.time() - 3600,) * 2)  # from an earlier command in the same directory
-    write_result(tmp_path / "done", "completed")
-    new = write_result(tmp_path / "nested" / "new_failure", "failed")
+    old = write_result(tmp_path / "old_failure", results.FAILED)
+    # from an earlier command in the same directory
+    os.utime(old / results.RESULT_FILE, (time.time() - 3600,) * 2)
+    write_result(tmp_path / "done", results.COMPLETED)
+    new = write_result(tmp_path / "nested" / "new_failure", results.FAILED)
     assert failed_runs(tmp_path, since=time.time() - 60) == [str(new)]
     assert failed_runs(tmp_path) == [str(new), str(old)]
 

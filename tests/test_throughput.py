@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
+from bench import throughput
 from bench.architecture import CNNSpec
+from bench.config import CONFIG_DIR, register_configs, validate
 from bench.timing import StepTimer, ThroughputStats
 
 # 16 px, 4 images a step, 1 thread (steady on a busy machine), matmuls big enough to be compute-bound.
@@ -68,6 +72,32 @@ def test_flops_per_image_by_hand():
     logits = 2 * 7 * 5
     assert spec.forward_flops_per_image() == conv0 + conv1 + dense + logits == 21_142
     assert spec.train_flops_per_image() == 3 * 21_142
+
+
+def test_synthetic_batches_have_the_dataset_classes(tmp_path):
+    """The logits layer's size comes from the dataset, found without decoding: a folder's class folders."""
+    for flower in ("tulips", "daisy", "roses"):
+        (tmp_path / flower).mkdir()
+        (tmp_path / flower / "1.jpg").write_bytes(b"never decoded")
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        run = validate(compose("config", [f"dataset.path={tmp_path}", "dataset.image_size=16"]))
+    assert throughput.dataset_classes(run.dataset) == ["daisy", "roses", "tulips"]
+    spec = throughput.synthetic_spec(run)
+    assert (spec.num_classes, spec.image_size, spec.channels) == (3, 16, 3)
+    images, labels = throughput.synthetic_images(60, spec, seed=0)
+    assert images.shape == (60, 16, 16, 3) and images.dtype == np.uint8 and labels.dtype == np.int32
+    assert set(labels.tolist()) == {0, 1, 2}
+
+
+def test_tfds_classes_come_from_its_metadata_without_a_download(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        run = validate(compose("config", ["dataset.source=tfds", f"dataset.data_dir={tmp_path}"]))
+    names = throughput.dataset_classes(run.dataset)
+    assert sorted(names) == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded or prepared
 
 
 @pytest.mark.parametrize("backend", ["keras", "torch"])

@@ -6,47 +6,45 @@ import math
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights, l2_penalty
-from bench.backend import load_backend
-from bench.config import (
-    AdamL2Config,
-    AdamWConfig,
-    BackendConfig,
-    DatasetConfig,
-    ModelConfig,
-    RunConfig,
-    ScheduleConfig,
-    SGDL2Config,
-    TrainConfig,
-)
+from bench.backend import build_trainer
+from bench.config import CONFIG_DIR, RunConfig, kernel_l2, register_configs, validate
 from bench.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 SIZE, BATCH = 16, 8
+# Each optimizer's and schedule's values, as command-line overrides: configs are composed from conf/ as a
+# run's are.
 OPTIMIZERS = {
-    "sgd_l2": SGDL2Config(name="sgd_l2", lr=1e-2, l2=1e-2),
-    "adam_l2": AdamL2Config(name="adam_l2", lr=1e-3, l2=1e-2),
-    "adamw": AdamWConfig(name="adamw", lr=1e-3, weight_decay=1e-1),
+    "sgd_l2": ["optimizer.lr=1e-2", "optimizer.l2=1e-2"],
+    "adam_l2": ["optimizer.lr=1e-3", "optimizer.l2=1e-2"],
+    "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
 }
+SCHEDULES = {"constant": [], "inverse_time": ["schedule.decay_rate=0.1"], "cosine": ["schedule.alpha=0.2"]}
 
 
-def make_run(optimizer, schedule: str = "constant", dropout: float = 0.0, **train) -> RunConfig:
-    return RunConfig(
-        backend=BackendConfig(name="torch", threads=1),
-        optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
-        dataset=DatasetConfig(image_size=SIZE),
-        model=ModelConfig(filters=[4, 6], dense_units=8, dropout=dropout),
-        schedule=ScheduleConfig(name=schedule, decay_rate=0.1, alpha=0.2),
-        train=TrainConfig(**{"epochs": 2, "batch_size": BATCH, **train}),
-        seed=0,
-    )
+def compose_run(*overrides: str) -> RunConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
+
+
+def make_run(optimizer: str, *overrides: str, schedule: str = "constant", dropout: float = 0.0) -> RunConfig:
+    """The test's run; ``overrides`` (e.g. ``optimizer.lr=...``, ``train.precision=bf16``) come last and win."""
+    return compose_run(
+        "backend=torch", "backend.threads=1", f"optimizer={optimizer}", *OPTIMIZERS[optimizer],
+        f"dataset.image_size={SIZE}", "model.filters=[4,6]", "model.dense_units=8", f"model.dropout={dropout}",
+        f"schedule={schedule}", *SCHEDULES[schedule], "train.epochs=2", f"train.batch_size={BATCH}", "seed=0",
+        *overrides,
+    )  # fmt: skip
 
 
 def make_trainer(run: RunConfig, steps_per_epoch: int = 3):
     spec = CNNSpec.from_config(run.model, image_size=SIZE, num_classes=5)
     weights = initial_weights(spec, run.seed)
-    return load_backend("torch")(run, spec, weights, steps_per_epoch), spec, weights
+    return build_trainer(run, spec, steps_per_epoch, weights), spec, weights
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +82,7 @@ def test_dense_layer_reads_the_feature_map_in_keras_hwc_order(data):
 @pytest.mark.parametrize("optimizer", ["sgd_l2", "adam_l2", "adamw"])
 def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
     trainer, spec, weights = make_trainer(make_run(optimizer))
-    penalty = l2_penalty(weights, spec, getattr(OPTIMIZERS[optimizer], "l2", 0.0))
+    penalty = l2_penalty(weights, spec, kernel_l2(trainer.run.optimizer))
     val = trainer.evaluate(batches)
     assert val.loss == pytest.approx(val.ce_loss + penalty, rel=1e-6)
     train = trainer.train_epoch(batches[:1])  # one step: the penalty of the weights before the update
@@ -105,8 +103,8 @@ def test_metrics_are_sample_weighted_and_keep_the_partial_batch(data, batches):
     assert metrics.accuracy == pytest.approx(np.mean(logits.argmax(1) == labels))
 
 
-def _bias_after_one_step(optimizer, batches) -> np.ndarray:
-    trainer, _, _ = make_trainer(make_run(optimizer))
+def _bias_after_one_step(optimizer: str, values: list[str], batches) -> np.ndarray:
+    trainer, _, _ = make_trainer(make_run(optimizer, *values))
     with torch.no_grad():
         trainer.model.logits.bias.fill_(1.0)
     trainer.train_epoch(batches[:1])
@@ -115,20 +113,24 @@ def _bias_after_one_step(optimizer, batches) -> np.ndarray:
 
 def test_adamw_decays_biases_too_and_adam_l2_does_not(batches):
     lr, decay = 1e-3, 1e-1
-    decayed = _bias_after_one_step(AdamWConfig(name="adamw", lr=lr, weight_decay=decay), batches)
-    plain = _bias_after_one_step(AdamWConfig(name="adamw", lr=lr, weight_decay=0.0), batches)
+    decayed = _bias_after_one_step(
+        "adamw", [f"optimizer.lr={lr}", f"optimizer.weight_decay={decay}"], batches
+    )
+    plain = _bias_after_one_step("adamw", [f"optimizer.lr={lr}", "optimizer.weight_decay=0"], batches)
     np.testing.assert_allclose(plain - decayed, lr * decay * 1.0, rtol=1e-3)  # w <- w - lr * wd * w
-    with_l2 = _bias_after_one_step(AdamL2Config(name="adam_l2", lr=lr, l2=1e-1), batches)
-    without = _bias_after_one_step(AdamL2Config(name="adam_l2", lr=lr, l2=0.0), batches)
+    with_l2 = _bias_after_one_step("adam_l2", [f"optimizer.lr={lr}", "optimizer.l2=1e-1"], batches)
+    without = _bias_after_one_step("adam_l2", [f"optimizer.lr={lr}", "optimizer.l2=0"], batches)
     np.testing.assert_array_equal(with_l2, without)  # the L2 penalty is on kernels only
 
 
-def _one_parameter_stepper(config, schedule: str, total_steps: int):
+def _one_parameter_stepper(optimizer: str, values: list[str], schedule: str, total_steps: int):
     from backends.torch import optim
 
+    decay = ["schedule.decay_rate=0.5"] if schedule == "inverse_time" else []
+    run = compose_run(f"optimizer={optimizer}", *values, f"schedule={schedule}", *decay)
     weight = torch.nn.Parameter(torch.tensor([0.5, -0.3, 2e-7], dtype=torch.float64))
-    sched = ScheduleConfig(name=schedule, decay_rate=0.5)
-    return weight, optim.make_optimizer(config, sched, total_steps, kernels=[weight], biases=[])
+    stepper = optim.make_optimizer(run.optimizer, run.schedule, total_steps, kernels=[weight], biases=[])
+    return run.optimizer, weight, stepper
 
 
 GRADIENTS = [np.array([0.1, -0.2, 1e-7]), np.array([0.3, 0.1, -3e-7]), np.array([-0.2, 0.05, 2e-7])] * 2
@@ -136,8 +138,8 @@ GRADIENTS = [np.array([0.1, -0.2, 1e-7]), np.array([0.3, 0.1, -3e-7]), np.array(
 
 def test_sgd_momentum_keeps_keras_velocity_under_a_schedule():
     """Keras: v <- m*v - lr_t*(g + 2*l2*w); w <- w + v (lr_t changes every step here)."""
-    config = SGDL2Config(name="sgd_l2", lr=0.1, momentum=0.9, l2=0.05)
-    weight, stepper = _one_parameter_stepper(config, "inverse_time", len(GRADIENTS))
+    values = ["optimizer.lr=0.1", "optimizer.momentum=0.9", "optimizer.l2=0.05"]
+    _, weight, stepper = _one_parameter_stepper("sgd_l2", values, "inverse_time", len(GRADIENTS))
     w, v = weight.detach().numpy().copy(), 0.0
     for t, g in enumerate(GRADIENTS):
         weight.grad = torch.from_numpy(g.copy())
@@ -151,9 +153,9 @@ def test_sgd_momentum_keeps_keras_velocity_under_a_schedule():
 def test_adam_uses_keras_epsilon_hat_inside_the_bias_corrected_step(name):
     """Keras: lr_t' = lr_t*sqrt(1-b2^t)/(1-b1^t); w <- w - lr_t' * m / (sqrt(v) + eps_hat). The third
     coordinate's gradients are ~eps, where torch's own eps convention would change the step by far more."""
-    config = (AdamWConfig if name == "adamw" else AdamL2Config)(name=name, lr=0.01, epsilon=1e-6)
+    values = ["optimizer.lr=0.01", "optimizer.epsilon=1e-6", "optimizer.beta_1=0.9", "optimizer.beta_2=0.999"]
+    config, weight, stepper = _one_parameter_stepper(name, values, "constant", len(GRADIENTS))
     decay = getattr(config, "weight_decay", 0.0)
-    weight, stepper = _one_parameter_stepper(config, "constant", len(GRADIENTS))
     w, m, v = weight.detach().numpy().copy(), 0.0, 0.0
     for t, g in enumerate(GRADIENTS, start=1):
         weight.grad = torch.from_numpy(g.copy())
@@ -172,9 +174,9 @@ def test_schedules_follow_keras_per_batch(batches):
     assert trainer.learning_rate() == pytest.approx(1e-2)
     trainer.train_epoch(batches)  # 3 steps
     assert trainer.learning_rate() == pytest.approx(1e-2 / (1 + 0.1 * 3))
-    cosine = lr_factor(ScheduleConfig(name="cosine", alpha=0.2), total_steps=10)
+    cosine = lr_factor(compose_run("schedule=cosine", "schedule.alpha=0.2").schedule, total_steps=10)
     assert [cosine(0), cosine(5), cosine(10), cosine(12)] == pytest.approx([1.0, 0.6, 0.2, 0.2])
-    assert lr_factor(ScheduleConfig(name="constant"), total_steps=10) is None
+    assert lr_factor(compose_run("schedule=constant").schedule, total_steps=10) is None
 
 
 def test_same_seed_same_metrics_and_weights_even_with_dropout(batches):
@@ -191,7 +193,7 @@ def test_same_seed_same_metrics_and_weights_even_with_dropout(batches):
 
 def test_bf16_trains_with_float32_weights(batches):
     fp32, _, _ = make_trainer(make_run("adamw"))
-    bf16, _, _ = make_trainer(make_run("adamw", precision="bf16"))
+    bf16, _, _ = make_trainer(make_run("adamw", "train.precision=bf16"))
     reference, history = fp32.train_epoch(batches), [bf16.train_epoch(batches) for _ in range(2)]
     assert all(math.isfinite(m.loss) for m in history)
     assert history[0].loss == pytest.approx(reference.loss, rel=0.02)  # bf16 keeps ~3 significant digits
@@ -206,7 +208,5 @@ def test_environment_and_device_choice():
     assert env["threads"] == 1 and env["memory_format"] == "channels_last" and env["deterministic"] is True
     if not torch.cuda.is_available():
         assert env["device"] == "cpu"
-        run = make_run("sgd_l2")
-        run.backend.device = "gpu"
         with pytest.raises(ConfigError, match="backend.device=gpu"):
-            make_trainer(run)
+            make_trainer(make_run("sgd_l2", "backend.device=gpu"))

@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate-schedule configs translated to Keras (DESIGN.md, "Parity").
+"""Optimizer and learning-rate-schedule configs translated to Keras (docs/design.md, "Parity").
 
 Keras' ``weight_decay=`` argument is *decoupled* on every Keras optimizer, so it is used only for AdamW; the
 "+L2" optimizers get their penalty from kernel regularizers instead (see model.py).

@@ -1,11 +1,13 @@
 """Yardsticks for the Keras backend's speed: a plain Keras training loop and the machine's matmul peak.
 
-``python -m bench.throughput`` compares the suite's :class:`~backends.keras.trainer.Trainer` with these. The
-bare loop is what a Keras user writes from the seed blog, and nothing of flowerbench's machinery: a
+This module is the backend's :class:`bench.backend.Reference` (``BareLoop`` and ``matmul_gflops``, loaded by
+:func:`bench.backend.load_reference`): ``python -m bench.throughput`` compares the suite's
+:class:`~backends.keras.trainer.Trainer` with them.
+The bare loop is what a Keras user writes from the seed blog, and nothing of flowerbench's machinery: a
 ``keras.Sequential`` of the same layers (a ``Rescaling(1/255)`` layer in front, since it eats uint8 images),
 ``compile`` with the optimizer and ``model.fit`` on the in-memory arrays, timed per batch by a callback. Only
 the layer sizes (:class:`CNNSpec`) and the starting weights come from the suite, so both train the same network.
-Threads and op determinism are process-wide: the bare loop runs with whatever the suite's Trainer set.
+Threads and op determinism are process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Keras (TensorFlow) implementation of :class:`bench.backend.Trainer`.
+"""Keras (TensorFlow) implementation of :class:`bench.backend.Trainer` (its framework part; the base class
+owns the epoch loop).
 
-One compiled ``tf.function`` step serves every optimizer. Loss and accuracy sums stay in TF variables during
-the epoch and are read once at its end, like Keras' own metrics, so there is no per-step host round trip.
+One compiled ``tf.function`` step serves every optimizer. Loss and accuracy sums stay in a TF variable during
+a pass and are read once at its end, like Keras' own metrics, so there is no per-step host round trip.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -26,8 +26,8 @@ from bench.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _configure_runtime(run: RunConfig) -> str:
-    """Seed, determinism, threads, device and precision; returns the device used ("cpu" or the GPU's name)."""
+def _configure_process(run: RunConfig) -> None:
+    """Threads, device visibility, seeds, determinism and precision policy: process-wide, for one run."""
     threads = run.backend.threads or len(os.sched_getaffinity(0))
     try:  # TF fixes its thread pools at first use; later jobs of a sweep in this process keep them.
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -37,34 +37,43 @@ def _configure_runtime(run: RunConfig) -> str:
     except RuntimeError:
         if tf.config.threading.get_intra_op_parallelism_threads() not in (0, threads):
             log.warning("TensorFlow already started with other thread settings; keeping them")
-    gpus = tf.config.get_visible_devices("GPU")
-    if run.backend.device == "gpu" and not gpus:
+    if run.backend.device == "gpu" and not tf.config.get_visible_devices("GPU"):
         raise ConfigError("backend.device=gpu, but TensorFlow sees no GPU; use backend.device=auto or cpu")
     keras.backend.clear_session()  # free the previous job's model when a sweep runs jobs in one process
     keras.utils.set_random_seed(run.seed)
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if run.train.precision == "bf16" else "float32")
+
+
+def _device_name() -> str:
+    """The device TensorFlow trains on: "cpu" or the first visible GPU's name."""
+    gpus = tf.config.get_visible_devices("GPU")
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "gpu") if gpus else "cpu"
 
 
 class Trainer(backend.Trainer):
+    @classmethod
+    def setup(cls, run: RunConfig) -> None:
+        _configure_process(run)
+
     def __init__(
         self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ):
         self.run, self.spec = run, spec
-        self.device = _configure_runtime(run)
+        self.device = _device_name()
+        # Layers read the mixed-precision policy that setup() set when they are made.
         self.model = model_lib.build_model(spec, l2=kernel_l2(run.optimizer))
         model_lib.set_weights(self.model, spec, initial_weights)
         schedule = optim.make_schedule(run.schedule, run.optimizer.lr, steps_per_epoch * run.train.epochs)
         self.optimizer = optim.make_optimizer(run.optimizer, schedule)
         self.optimizer.build(self.model.trainable_variables)
         self.cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
-        # loss*n, ce*n, correct, n: summed in the graph, read at epoch end.
-        self.sums = tf.Variable(tf.zeros(4, tf.float64), trainable=False)
+        # loss*n, ce*n, correct: summed in the graph, read at the end of a pass.
+        self.sums = tf.Variable(tf.zeros(3, tf.float64), trainable=False)
         image_spec = tf.TensorSpec([None, spec.image_size, spec.image_size, spec.channels], tf.uint8)
         signature = [image_spec, tf.TensorSpec([None], tf.int32)]
-        self._train_step = tf.function(self._train_step_eager, input_signature=signature, jit_compile=False)
-        self._eval_step = tf.function(self._eval_step_eager, input_signature=signature, jit_compile=False)
+        self._train_graph = tf.function(self._train_step_eager, input_signature=signature, jit_compile=False)
+        self._eval_graph = tf.function(self._eval_step_eager, input_signature=signature, jit_compile=False)
 
     def _penalty(self) -> tf.Tensor:
         """The kernel regularizers' l2 * sum(kernel**2), as Keras adds it to the reported loss."""
@@ -82,7 +91,7 @@ class Trainer(backend.Trainer):
             tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float64)
         )
         ce_sum, penalty = tf.cast(ce_sum, tf.float64), tf.cast(penalty, tf.float64)
-        self.sums.assign_add(tf.stack([ce_sum + penalty * n, ce_sum, correct, n]))
+        self.sums.assign_add(tf.stack([ce_sum + penalty * n, ce_sum, correct]))
 
     def _train_step_eager(self, images: tf.Tensor, labels: tf.Tensor) -> None:
         x = tf.cast(images, tf.float32) / 255.0
@@ -99,29 +108,20 @@ class Trainer(backend.Trainer):
         logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
         self._accumulate(self.cross_entropy(labels, logits), self._penalty(), logits, labels)
 
-    def _run(
-        self, step: Callable, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None
-    ) -> backend.EpochMetrics:
-        self.sums.assign(tf.zeros(4, tf.float64))
-        for images, labels in batches:
-            step(images, labels.astype(np.int32, copy=False))
-            if on_step is not None:
-                on_step(len(labels))
-        loss_sum, ce_sum, correct, n = self.sums.numpy()
-        return backend.EpochMetrics(
-            loss=float(loss_sum / n), accuracy=float(correct / n), ce_loss=float(ce_sum / n), images=int(n)
-        )
+    def begin_pass(self, training: bool) -> None:
+        self.sums.assign(tf.zeros(3, tf.float64))  # training mode is an argument of each compiled step
 
-    def train_epoch(
-        self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None
-    ) -> backend.EpochMetrics:
-        return self._run(self._train_step, batches, on_step)
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self._train_graph(images, labels.astype(np.int32, copy=False))
 
-    def evaluate(self, batches: Iterable[backend.Batch]) -> backend.EpochMetrics:
-        return self._run(self._eval_step, batches, None)
+    def eval_step(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self._eval_graph(images, labels.astype(np.int32, copy=False))
+
+    def read_sums(self) -> tuple[float, float, float]:
+        loss_sum, ce_sum, correct = self.sums.numpy().tolist()
+        return loss_sum, ce_sum, correct
 
     def predict_logits(self, images: np.ndarray) -> np.ndarray:
-        """Float32 logits of uint8 images, dropout off (used by the parity tests)."""
         return self.model(tf.cast(images, tf.float32) / 255.0, training=False).numpy()
 
     def learning_rate(self) -> float:

@@ -1,4 +1,7 @@
-"""PyTorch, at parity with the Keras reference: same weights, batches and optimizer semantics (DESIGN.md)."""
+"""PyTorch, at parity with the Keras reference: same weights, batches and optimizer semantics.
+
+See docs/design.md, "Parity".
+"""
 
 import os
 

@@ -1,6 +1,6 @@
 """Optimizer and learning-rate-schedule configs translated to torch, matching Keras update for update.
 
-Keras is the reference (DESIGN.md, "Parity"). Besides choosing torch's arguments, the translation needs:
+Keras is the reference (docs/design.md, "Parity"). Besides choosing torch's arguments, the translation needs:
 
 - L2: Keras adds ``l2 * sum(kernel**2)`` to the loss, so the gradient gains ``2 * l2 * kernel``; torch's
   coupled ``weight_decay`` adds ``weight_decay * w`` to the gradient, hence ``weight_decay = 2 * l2`` in a

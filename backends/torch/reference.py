@@ -1,12 +1,14 @@
 """Yardsticks for the torch backend's speed: a plain PyTorch training loop and the machine's matmul peak.
 
-``python -m bench.throughput`` compares the suite's :class:`~backends.torch.trainer.Trainer` with these. The
-bare loop is the textbook one, with nothing of flowerbench's machinery: an ``nn.Sequential`` of the same
+This module is the backend's :class:`bench.backend.Reference` (``BareLoop`` and ``matmul_gflops``, loaded by
+:func:`bench.backend.load_reference`): ``python -m bench.throughput`` compares the suite's
+:class:`~backends.torch.trainer.Trainer` with them.
+The bare loop is the textbook one, with nothing of flowerbench's machinery: an ``nn.Sequential`` of the same
 layers in channels_last memory format, a stock fused ``torch.optim`` optimizer (L2 as ``weight_decay`` on all
 parameters), and per batch ``zero_grad`` / forward / ``cross_entropy`` / ``backward`` / ``step``, under
 ``torch.autocast`` for bf16. Only the layer sizes (:class:`CNNSpec`) and the starting weights come from the
 suite: both train the same architecture at the same cost per step. Threads and deterministic algorithms are
-process-wide: the bare loop runs with whatever the suite's Trainer set.
+process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""PyTorch implementation of :class:`bench.backend.Trainer`, at parity with the Keras backend.
+"""PyTorch implementation of :class:`bench.backend.Trainer` (its framework part; the base class owns the epoch
+loop), at parity with the Keras backend.
 
 One training step serves every optimizer (the differences live in optim.py). Loss and accuracy sums stay on
 the device during the epoch and are read once at its end, so a step never waits for the host.
@@ -11,7 +12,6 @@ import ctypes
 import ctypes.util
 import os
 import platform
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,14 @@ def _keep_freed_memory_for_reuse() -> None:
         pass
 
 
-def _configure_runtime(run: RunConfig) -> torch.device:
-    """Seed, determinism, threads and device; returns the device to train on."""
+def _use_gpu(run: RunConfig) -> bool:
+    return run.backend.device != "cpu" and torch.cuda.is_available()
+
+
+def _configure_process(run: RunConfig) -> None:
+    """Seed, determinism, threads and allocator: process-wide, for one run."""
     if run.backend.device == "gpu" and not torch.cuda.is_available():
         raise ConfigError("backend.device=gpu, but torch sees no CUDA GPU; use backend.device=auto or cpu")
-    use_gpu = run.backend.device != "cpu" and torch.cuda.is_available()
     torch.set_num_threads(run.backend.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(run.seed)
     torch.use_deterministic_algorithms(True)
@@ -57,17 +60,20 @@ def _configure_runtime(run: RunConfig) -> torch.device:
     # stay bit-identical run to run without it.
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False  # autotuning may pick another (non-deterministic) kernel per run
-    if not use_gpu:
+    if not _use_gpu(run):
         _keep_freed_memory_for_reuse()
-    return torch.device("cuda" if use_gpu else "cpu")
 
 
 class Trainer(backend.Trainer):
+    @classmethod
+    def setup(cls, run: RunConfig) -> None:
+        _configure_process(run)
+
     def __init__(
         self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ):
         self.run, self.spec = run, spec
-        self.device = _configure_runtime(run)
+        self.device = torch.device("cuda" if _use_gpu(run) else "cpu")
         # channels_last matches the NHWC batches (no transpose copy) and is oneDNN's fast layout on CPU.
         self.model = model_lib.build_model(spec).to(self.device, memory_format=torch.channels_last)
         model_lib.set_weights(self.model, spec, initial_weights)
@@ -78,6 +84,9 @@ class Trainer(backend.Trainer):
         )
         self.l2 = kernel_l2(run.optimizer)
         self.bf16 = run.train.precision == "bf16"
+        # (loss*n, ce*n, correct) of the current pass, on the device in float64; read once at its end.
+        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._eval_penalty = torch.zeros((), device=self.device)
 
     def _inputs(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 NHWC numpy → float32 in [0, 1], NCHW-shaped but channels_last in memory (a free view)."""
@@ -112,7 +121,13 @@ class Trainer(backend.Trainer):
         correct = (logits.detach().argmax(1) == labels).sum().double()
         return torch.stack([ce_sum + penalty.double() * n, ce_sum, correct])
 
-    def _train_step(self, images: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+    def begin_pass(self, training: bool) -> None:
+        self.model.train(training)
+        self.sums.zero_()
+        if not training:
+            self._eval_penalty = self._penalty()  # the weights do not change during evaluation
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> None:
         x, y = self._inputs(images, labels)
         penalty = self._penalty()  # of the weights this forward pass uses, before the update
         logits = self._logits(x)
@@ -120,43 +135,20 @@ class Trainer(backend.Trainer):
         self.stepper.optimizer.zero_grad(set_to_none=True)
         ce.backward()
         self.stepper.step()
-        return self._sums(ce, penalty, logits, y)
+        self.sums += self._sums(ce, penalty, logits, y)
 
     @torch.inference_mode()
-    def _eval_step(self, images: np.ndarray, labels: np.ndarray, penalty: torch.Tensor) -> torch.Tensor:
+    def eval_step(self, images: np.ndarray, labels: np.ndarray) -> None:
         x, y = self._inputs(images, labels)
         logits = self._logits(x)
-        return self._sums(F.cross_entropy(logits, y), penalty, logits, y)
+        self.sums += self._sums(F.cross_entropy(logits, y), self._eval_penalty, logits, y)
 
-    @staticmethod
-    def _metrics(sums: torch.Tensor, n: int) -> backend.EpochMetrics:
-        loss_sum, ce_sum, correct = sums.tolist()  # the epoch's one device → host transfer
-        return backend.EpochMetrics(loss=loss_sum / n, accuracy=correct / n, ce_loss=ce_sum / n, images=n)
-
-    def train_epoch(
-        self, batches: Iterable[backend.Batch], on_step: Callable[[int], Any] | None = None
-    ) -> backend.EpochMetrics:
-        self.model.train()
-        sums, n = torch.zeros(3, dtype=torch.float64, device=self.device), 0
-        for images, labels in batches:
-            sums += self._train_step(images, labels)
-            n += len(labels)
-            if on_step is not None:
-                on_step(len(labels))
-        return self._metrics(sums, n)
-
-    def evaluate(self, batches: Iterable[backend.Batch]) -> backend.EpochMetrics:
-        self.model.eval()
-        sums, n = torch.zeros(3, dtype=torch.float64, device=self.device), 0
-        penalty = self._penalty()  # the weights do not change during evaluation
-        for images, labels in batches:
-            sums += self._eval_step(images, labels, penalty)
-            n += len(labels)
-        return self._metrics(sums, n)
+    def read_sums(self) -> tuple[float, float, float]:
+        loss_sum, ce_sum, correct = self.sums.tolist()  # the pass's one device → host transfer
+        return loss_sum, ce_sum, correct
 
     @torch.inference_mode()
     def predict_logits(self, images: np.ndarray) -> np.ndarray:
-        """Float32 logits of uint8 images, dropout off (used by the parity tests)."""
         self.model.eval()
         return self._logits(self._inputs(images, np.zeros(len(images)))[0]).cpu().numpy()
 

@@ -2,7 +2,8 @@
 
 Rule: runs are averaged only when they agree on every setting except the seed. So every config key that
 varies between runs becomes a grouping column, on top of the ones the user asks for with ``--group-by``,
-except for the keys below, which say where files live or how fast a run goes, not what it computes.
+except for the keys that are not part of the experiment (bench/experiment.py): locations and options are
+ignored, and speed settings (``backend.threads``) group timing only.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import Any
 
 import pandas as pd
 
+from bench.experiment import EXPERIMENT_KEYS
 from bench.report.load import ALIASES, ReportError, RunTable
 
 DEFAULT_GROUP_BY = ("backend", "optimizer")
 DEFAULT_COMPARE = "optimizer"
-#: Locations of the same data, not different data: never a reason to keep runs apart.
-IGNORED_KEYS = ("dataset.cache_dir", "dataset.data_dir", "dataset.path")
-IGNORED_PREFIXES = ("report.",)  # how to draw the report does not change a run
 #: Changes the speed of a run but not its results: a grouping column for timing only.
-TIMING_ONLY_KEYS = ("backend.threads",)
+TIMING_ONLY_KEYS = EXPERIMENT_KEYS.speed
+#: Never a reason to keep runs apart, not even for timing: a location (the same data elsewhere) or an option.
+is_ignored = EXPERIMENT_KEYS.is_ignored
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,6 @@ class Grouping:
     arm_label_columns: list[str]
     timing_label_columns: list[str]
     stratum_label_columns: list[str]
-
-
-def is_ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
 
 
 def determined_by(runs: pd.DataFrame, target: str, keys: Sequence[str]) -> bool:
@@ -108,7 +105,7 @@ def choose_grouping(
     if not _checked([compare], table):
         raise ReportError(f"every run has the same {compare}: nothing to compare")
     settings = table.settings
-    auto = [k for k in settings if k != "seed" and not is_ignored(k) and k not in TIMING_ONLY_KEYS]
+    auto = [k for k in settings if k != "seed" and EXPERIMENT_KEYS.is_experiment(k)]
     columns = list(dict.fromkeys([*group_by, compare, *auto]))
 
     def goes_with_compared(key: str) -> bool:
@@ -120,7 +117,7 @@ def choose_grouping(
 
     arms = [compare, *(c for c in columns if c != compare and goes_with_compared(c))]  # "adamw, lr=.."
     strata = [c for c in columns if c not in arms]
-    timing_extra = [k for k in settings if k in TIMING_ONLY_KEYS]
+    timing_extra = [k for k in settings if EXPERIMENT_KEYS.is_timing_only(k)]
     arm_labels = informative(runs, arms, keep=[compare])
     return Grouping(
         compare=compare,

@@ -1,8 +1,9 @@
 """Find run directories and load them into one tidy DataFrame (one row per run x epoch).
 
-A run directory is a Hydra job directory written by the runner (see "Output contract" in DESIGN.md). It is
-recognised by holding any of ``result.json``, ``metrics.jsonl`` or ``.hydra/config.yaml``; a run without
-``result.json`` was killed (or is still running) and gets the status ``incomplete``.
+A run directory is a Hydra job directory written by the runner; its files, their names and readers are those of
+the output contract, :mod:`bench.results`. It is recognised by holding any of ``result.json``, ``metrics.jsonl``
+or ``.hydra/config.yaml``; a run without ``result.json`` was killed (or is still running) and gets the status
+``incomplete``.
 """
 
 from __future__ import annotations
@@ -18,23 +19,20 @@ import pandas as pd
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.io import read_jsonl
-
-RESULT_FILE = "result.json"
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-
-#: Per-epoch metrics promised by the output contract; always present as columns, even when no epoch finished.
-CONTRACT_METRICS = (
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "ce_loss",
-    "val_ce_loss",
-    "epoch_time_s",
-    "train_images_per_s",
+from bench import experiment
+from bench.results import (
+    CONFIG_FILE,
+    FINAL_METRICS,
+    METRICS_FILE,
+    RESULT_FILE,
+    is_run_dir,
+    read_metrics,
+    read_result,
 )
+
+#: Per-epoch metrics of the output contract (:class:`bench.results.EpochRecord`) that are always present as
+#: columns, even when no epoch finished, and lead the metric columns.
+CONTRACT_METRICS = (*FINAL_METRICS, "epoch_time_s", "train_images_per_s")
 #: Per-run facts copied from result.json onto every epoch row of the run.
 RUN_INFO_COLUMNS = ("epochs_planned", "diverged_epoch", "wall_time_s", "error", "num_classes")
 #: Columns that say which run a row belongs to.
@@ -80,10 +78,6 @@ class RunTable:
         return [column for column in self.frame.columns if column not in not_metrics]
 
 
-def is_run_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in (RESULT_FILE, METRICS_FILE, CONFIG_FILE))
-
-
 def find_run_dirs(root: Path) -> list[Path]:
     """All run directories at or below ``root``, sorted; run directories are not searched further."""
     if not root.exists():
@@ -103,26 +97,10 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten a nested config to dotted keys; lists become JSON text so that they can be grouped on."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple | Mapping):
-            flat[name] = json.dumps(value)
-        else:
-            flat[name] = value
-    return flat
-
-
-def _read_result(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RESULT_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return {}  # result.json is written atomically, so this is not the runner's; treat the run as killed
+    return {
+        key: json.dumps(value) if isinstance(value, list | tuple | Mapping) else value
+        for key, value in experiment.flatten(config, prefix).items()
+    }
 
 
 def _read_config(run_dir: Path, result: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,10 +119,10 @@ def _read_config(run_dir: Path, result: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_run(run_dir: Path) -> Run:
-    result = _read_result(run_dir)
-    metrics_path = run_dir / METRICS_FILE
-    epochs = read_jsonl(metrics_path) if metrics_path.is_file() else []
-    return Run(run_dir=run_dir, config=_read_config(run_dir, result), epochs=epochs, result=result)
+    result = read_result(run_dir) or {}  # none, or not the runner's (it writes atomically): a killed run
+    return Run(
+        run_dir=run_dir, config=_read_config(run_dir, result), epochs=read_metrics(run_dir), result=result
+    )
 
 
 PathsLike = str | os.PathLike | Iterable[str | os.PathLike]

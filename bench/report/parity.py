@@ -1,4 +1,4 @@
-"""Backend parity: the same experiment on Keras and on torch, compared epoch by epoch (DESIGN.md, "Parity").
+"""Backend parity: the same experiment on Keras and on torch, compared epoch by epoch (docs/design.md, "Parity").
 
 A seed means the same experiment on both backends: same initial weights, same batches in the same order, the
 same optimizer semantics. Two completed runs that share every setting (seed included) but the backend should
@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.groups import TIMING_ONLY_KEYS, is_ignored
+from bench.experiment import EXPERIMENT_KEYS
 from bench.report.load import RunTable
 
 BACKENDS = ("keras", "torch")
+#: Experiment keys that parity does not pair on. ``backend`` is what parity compares. ``backend.device`` is
+#: part of the experiment everywhere else (bench/experiment.py: a GPU run is kept apart from a CPU run), but
+#: parity leaves it out on purpose: it asks whether the two backends trace the same curves from the same
+#: numbers, and a Keras run on the GPU next to a torch run on the CPU is that same experiment; the round-off
+#: a device adds is part of what the table measures.
+NOT_PAIRED = ("backend", "backend.device")
 #: Losses are compared relative to Keras' value; accuracies as absolute differences (fractions of photos).
 RELATIVE_METRICS = ("loss", "val_loss")
 ABSOLUTE_METRICS = ("accuracy", "val_accuracy")
@@ -26,10 +32,9 @@ COLUMNS = [
 
 
 def _pair_keys(table: RunTable) -> list[str]:
-    """What must be equal for two runs to be the same experiment: every varying setting that changes what a
-    run computes, except the backend (paths, thread counts and the device do not)."""
-    not_experiment = {"backend", "backend.device", *TIMING_ONLY_KEYS}
-    varying = [key for key in table.settings if key not in not_experiment and not is_ignored(key)]
+    """What must be equal for two runs to be the same experiment: every varying experiment key
+    (bench/experiment.py: not paths, thread counts or options) except the backend and its device."""
+    varying = [key for key in table.settings if EXPERIMENT_KEYS.is_experiment(key) and key not in NOT_PAIRED]
     return list(dict.fromkeys(["optimizer", "seed", *varying]))
 
 

@@ -18,11 +18,10 @@ from collections.abc import Callable
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bench.architecture import CNNSpec, initial_weights
-from bench.backend import Batch, Trainer, load_backend
+from bench.backend import Batch, Trainer, build_trainer
 from bench.config import CONFIG_DIR, register_configs, validate
 from bench.errors import BackendUnavailableError
-from bench.throughput import NUM_CLASSES, synthetic_images
+from bench.throughput import synthetic_images, synthetic_spec
 
 IMAGE_SIZE = int(os.environ.get("FLOWERBENCH_BENCH_IMAGE_SIZE", "64"))
 BATCH = int(os.environ.get("FLOWERBENCH_BENCH_BATCH", "32"))
@@ -58,12 +57,11 @@ def make_trainer() -> Callable[[str, str], tuple[Trainer, Batch]]:
         register_configs()
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             run = validate(compose(config_name="config", overrides=overrides))
+        spec = synthetic_spec(run)  # as python -m bench.throughput builds it: the dataset's classes
         try:
-            trainer_class = load_backend(backend)
+            trainer = build_trainer(run, spec, steps_per_epoch=1)
         except BackendUnavailableError as exc:
             pytest.skip(str(exc))
-        spec = CNNSpec.from_config(run.model, IMAGE_SIZE, NUM_CLASSES)
-        trainer = trainer_class(run, spec, initial_weights(spec, run.seed), steps_per_epoch=1)
-        return trainer, synthetic_images(BATCH, IMAGE_SIZE, run.seed)
+        return trainer, synthetic_images(BATCH, spec, run.seed)
 
     return _make

@@ -1,0 +1,178 @@
+"""One policy says what is part of the experiment (bench/experiment.py); every consumer follows it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from bench import results
+from bench.config import register_configs, validate
+from bench.experiment import EXPERIMENT_KEYS, Role, flatten
+from bench.report.groups import choose_grouping
+from bench.report.load import RunTable
+from bench.report.parity import _pair_keys
+from bench.runner import is_finished, run_experiment
+from bench.search import load_settings, tuned_keys
+from tests.conftest import CONF_DIR
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def composed(*overrides: str):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_job_directory_names_leave_out_exactly_the_policys_keys():
+    cfg = composed()
+    exclude_keys = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    config = OmegaConf.to_container(cfg, resolve=False)
+    del config["hydra"]
+    keys = flatten(config)
+    expected = EXPERIMENT_KEYS.job_name_exclusions(keys)
+    assert len(exclude_keys) == len(set(exclude_keys))
+    assert sorted(exclude_keys) == sorted(expected)
+    assert {"dataset.path", "force", "report.margin", "throughput.timed_steps"} <= set(expected)
+    assert "backend.threads" not in expected  # a thread sweep must keep its jobs apart
+
+
+@pytest.mark.parametrize(
+    "key, role",
+    [
+        ("optimizer.lr", Role.EXPERIMENT),
+        ("seed", Role.EXPERIMENT),
+        ("backend.device", Role.EXPERIMENT),
+        ("dataset.source", Role.EXPERIMENT),
+        ("dataset.image_size", Role.EXPERIMENT),
+        ("forced", Role.EXPERIMENT),  # a prefix of a name is not the option
+        ("reporting.level", Role.EXPERIMENT),
+        ("dataset.path", Role.LOCATION),
+        ("dataset.data_dir", Role.LOCATION),
+        ("dataset.cache_dir", Role.LOCATION),
+        ("backend.threads", Role.SPEED),
+        ("force", Role.OPTION),
+        ("report.margin", Role.OPTION),
+        ("++report.margin", Role.OPTION),  # as Hydra overrides may spell it
+        ("report", Role.OPTION),
+        ("throughput.timed_steps", Role.OPTION),
+    ],
+)
+def test_each_key_has_one_role(key, role):
+    assert EXPERIMENT_KEYS.role(key) is role
+    assert EXPERIMENT_KEYS.is_experiment(key) == (role is Role.EXPERIMENT)
+    assert EXPERIMENT_KEYS.is_timing_only(key) == (role is Role.SPEED)
+    assert EXPERIMENT_KEYS.is_ignored(key) == (role in (Role.LOCATION, Role.OPTION))
+
+
+def test_no_module_keeps_its_own_copy_of_the_policy():
+    named = [*EXPERIMENT_KEYS.locations, *EXPERIMENT_KEYS.speed]  # dotted: a bare "report" is also a folder
+    literal = re.compile("|".join(rf"""["']{re.escape(key)}["']""" for key in named))
+    copies = [
+        f"{path.relative_to(BENCH.parent)}: {match.group()}"
+        for path in sorted(BENCH.rglob("*.py"))
+        if path.name != "experiment.py"
+        for match in literal.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert copies == []
+
+
+def finished_result(config: dict, source: str = "folder", status: str = "completed") -> dict:
+    return {"status": status, "config": config, "data": {"source": source}}
+
+
+def test_resume_compares_experiment_keys_and_the_source_of_the_photos():
+    config = {
+        "optimizer": {"name": "adamw", "lr": 3e-4},
+        "dataset": {"path": "/old/photos", "cache_dir": "/old/cache", "image_size": 16},
+        "backend": {"name": "keras", "threads": 1},
+        "seed": 0,
+        "force": False,
+        "report": {"margin": 0.01},
+    }
+    moved = json.loads(json.dumps(config))
+    moved["dataset"] |= {"path": "/new/photos", "cache_dir": "/new/cache"}
+    moved["backend"]["threads"] = 4
+    moved |= {"force": True, "report": {"margin": 0.05}}
+    assert is_finished(finished_result(config), moved, "folder")
+    assert is_finished(finished_result(config, status="diverged"), moved, "folder")
+    assert not is_finished(finished_result(config, status="failed"), moved, "folder")
+    assert not is_finished(None, moved, "folder")
+    other_lr = json.loads(json.dumps(config))
+    other_lr["optimizer"]["lr"] = 1e-3
+    assert not is_finished(finished_result(config), other_lr, "folder")
+    # dataset.source=auto without a path reads tfds, whose split differs from the folder's
+    assert not is_finished(finished_result(config), moved, "tfds")
+
+
+def test_resume_skips_a_finished_job_whose_photos_moved(compose_config, tmp_path):
+    cfg = compose_config()  # the tiny photos, where they are now
+    run = validate(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    before_move = json.loads(json.dumps(resolved))
+    before_move["dataset"]["path"] = "/where/the/photos/were"
+    previous = results.RunResult(
+        status=results.COMPLETED,
+        backend=run.backend.name,
+        optimizer=run.optimizer.name,
+        seed=run.seed,
+        epochs_planned=run.train.epochs,
+        data=results.DataInfo(source="folder", train_images=24, val_images=6, num_classes=5, skipped_files=0),
+        config=before_move,
+    )
+    results.write_result(tmp_path, previous)
+    assert run_experiment(run, tmp_path, resolved, []) == previous.to_dict()
+    assert not (tmp_path / results.METRICS_FILE).exists()  # nothing was trained
+
+
+def test_report_groups_and_pairs_by_experiment_keys_only():
+    runs = [
+        ("keras", "adamw", 0, "/a", 1, False),
+        ("keras", "adamw", 1, "/b", 2, True),
+        ("torch", "adamw", 0, "/a", 1, False),
+        ("torch", "sgd_l2", 0, "/b", 2, True),
+    ]
+    columns = ["backend", "optimizer", "seed", "dataset.path", "backend.threads", "force"]
+    frame = pd.DataFrame(runs, columns=columns).assign(
+        run_dir=[f"run{i}" for i in range(len(runs))],
+        status="completed",
+        epoch=1,
+        **{"backend.device": ["gpu", "gpu", "cpu", "cpu"]},
+    )
+    settings = ["backend.device", "backend.threads", "dataset.path", "force", "seed"]
+    table = RunTable(frame=frame, settings=settings, constants={})
+    grouping = choose_grouping(table)
+    assert grouping.columns == ["backend", "optimizer", "backend.device"]
+    assert grouping.timing_columns == [*grouping.columns, "backend.threads"]
+    assert _pair_keys(table) == ["optimizer", "seed"]  # parity pairs a GPU run with a CPU run
+
+
+def write_search_job(sweep: Path, name: str, seed: int, overrides: list[str], val_accuracy: float) -> None:
+    result = results.RunResult(
+        status=results.COMPLETED,
+        backend="keras",
+        optimizer="sgd_l2",
+        seed=seed,
+        epochs_planned=1,
+        overrides=[*overrides, f"seed={seed}"],
+    )
+    result.final["val_accuracy"] = val_accuracy
+    (sweep / name).mkdir(parents=True)
+    results.write_result(sweep / name, result)
+
+
+def test_search_tells_settings_apart_by_experiment_keys_only(tmp_path):
+    write_search_job(tmp_path, "a", 0, ["dataset.path=/old", "optimizer.lr=0.1"], 0.5)
+    write_search_job(tmp_path, "b", 1, ["dataset.path=/new", "optimizer.lr=0.1", "force=true"], 0.7)
+    write_search_job(tmp_path, "c", 0, ["dataset.path=/new", "optimizer.lr=0.2", "backend.threads=2"], 0.6)
+    settings = {s.overrides["optimizer.lr"]: s for s in load_settings(tmp_path)}
+    assert sorted(settings) == ["0.1", "0.2"]
+    assert settings["0.1"].seeds == [0, 1] and settings["0.1"].mean == pytest.approx(0.6)
+    assert settings["0.1"].overrides == {"dataset.path": "/old", "optimizer.lr": "0.1"}  # force is dropped
+    assert tuned_keys(list(settings.values())) == ["optimizer.lr"]  # paths and threads are not tuned
