@@ -33,7 +33,8 @@ def test_both_backends_learn_the_real_photos(sweep):
     assert sorted(r["backend"] for r in results) == ["keras", "torch"]
     for result in results:
         assert result["status"] == "completed"
-        assert result["data"] == {"source": "folder", "train_images": 400, "val_images": 100}
+        expected = {"source": "folder", "train_images": 400, "val_images": 100, "num_classes": 5}
+        assert result["data"] == expected | {"skipped_files": 0}
         assert result["final"]["val_accuracy"] > CHANCE + 0.15, result["backend"]
 
 
