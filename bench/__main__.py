@@ -9,7 +9,6 @@ Examples:
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -20,19 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import failures
 from bench.config import CONFIG_DIR, register_configs, validate
-from bench.errors import BenchError
+from bench.preflight import one_line_errors
 from bench.runner import RunInterrupted, run_experiment
 from bench.search import objective
 
 log = logging.getLogger("bench")
 register_configs()
-
-
-def _remove_if_untouched(run_dir: Path) -> None:
-    """Take back the job directory Hydra made, if it holds nothing but Hydra's own files: bad input leaves
-    nothing behind."""
-    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _resume_hint(run_dir: Path) -> str:
@@ -48,13 +40,10 @@ def app(cfg: DictConfig) -> float | None:
     final val_accuracy, 0 if the run diverged, None if it failed)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        run = validate(cfg)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task))
-    except BenchError as exc:
-        _remove_if_untouched(run_dir)
-        print(f"flowerbench: error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+        with one_line_errors(run_dir):
+            run = validate(cfg)
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task))
     except (RunInterrupted, KeyboardInterrupt) as exc:
         print(f"\nflowerbench: interrupted ({exc or 'SIGINT'}); finished epochs are in {run_dir}; "
               f"{_resume_hint(run_dir)}", file=sys.stderr)  # fmt: skip

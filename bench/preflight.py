@@ -1,14 +1,38 @@
-"""Checks Hydra runs before it creates any directory, so bad input ends in one line, not a traceback."""
+"""Bad input ends in one line, not a traceback, and leaves nothing behind: checks Hydra runs before it creates
+any directory, and the handling of flowerbench's own input errors that every Hydra app of the suite shares."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from bench.errors import BenchError
+
+
+def remove_if_untouched(run_dir: Path) -> None:
+    """Take back the job directory Hydra made, if it holds nothing but Hydra's own files."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@contextmanager
+def one_line_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a :class:`BenchError` into ``flowerbench: error: ...`` on stderr and its exit code, after removing
+    the job directory if nothing was written to it (``python -m bench`` and ``python -m bench.throughput``)."""
+    try:
+        yield
+    except BenchError as exc:
+        remove_if_untouched(run_dir)
+        print(f"flowerbench: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
 
 
 def unwritable_reason(directory: Path) -> str | None:

@@ -23,7 +23,6 @@ Prints a table and writes ``throughput.json`` in the Hydra run directory (``hydr
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,12 @@ from omegaconf import DictConfig
 
 from bench import data as data_lib
 from bench import results
-from bench.__main__ import _remove_if_untouched
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import BareLoop, Trainer, build_trainer, load_reference
 from bench.config import CONFIG_DIR, DatasetConfig, RunConfig, register_configs, validate
-from bench.errors import BenchError, DataError
+from bench.errors import DataError
 from bench.io import atomic_write_json
+from bench.preflight import one_line_errors
 from bench.timing import StepTimer, ThroughputStats
 
 register_configs()
@@ -172,12 +171,8 @@ def format_table(result: dict[str, Any]) -> str:
 def app(cfg: DictConfig) -> None:
     """Validate, measure, write throughput.json; bad input ends in one line on stderr, as in ``python -m bench``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    with one_line_errors(run_dir):
         result = measure(validate(cfg))
-    except BenchError as exc:
-        _remove_if_untouched(run_dir)
-        print(f"flowerbench: error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
     atomic_write_json(run_dir / THROUGHPUT_FILE, result)
     print(format_table(result))
     print(f"wrote {run_dir / THROUGHPUT_FILE}")

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from bench.config import register_configs
+from bench.config import RunConfig, register_configs, validate
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
@@ -64,6 +64,13 @@ def compose_config(tiny_photos, cache_dir):
             return compose(config_name="config", overrides=base + list(overrides), return_hydra_config=False)
 
     return _compose
+
+
+def compose_run(*overrides: str) -> RunConfig:
+    """The validated run config of conf/config.yaml with ``overrides``, composed as a run's is."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
 
 
 def run_cli(

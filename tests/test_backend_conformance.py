@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench import config
 from bench.architecture import CNNSpec, initial_weights, l2_penalty
@@ -27,6 +26,7 @@ from bench.backend import (
     load_reference,
 )
 from bench.errors import BackendUnavailableError
+from tests.conftest import compose_run
 
 SIZE, BATCH, CLASSES, L2, LR, DECAY = 12, 4, 3, 1e-2, 0.05, 0.1
 STEPS = 3  # 10 training images: batches of 4, 4 and a partial 2
@@ -40,9 +40,7 @@ def make_run(backend: str, seed: int = 0, dropout: float = 0.5):
         "schedule=inverse_time", f"schedule.decay_rate={DECAY}", "train.epochs=2", f"train.batch_size={BATCH}",
         f"seed={seed}",
     ]  # fmt: skip
-    config.register_configs()
-    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base="1.3"):
-        return config.validate(compose(config_name="config", overrides=overrides))
+    return compose_run(*overrides)
 
 
 def spec_of(run) -> CNNSpec:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights, l2_penalty
 from bench.backend import build_trainer
-from bench.config import CONFIG_DIR, RunConfig, kernel_l2, register_configs, validate
+from bench.config import RunConfig, kernel_l2
+from tests.conftest import compose_run
 
 pytest.importorskip("tensorflow")
 # Each optimizer's values, as command-line overrides: the configs are composed from conf/ as a run's are.
@@ -17,12 +17,6 @@ OPTIMIZERS = {
     "adam_l2": ["optimizer.lr=1e-3", "optimizer.l2=1e-2"],
     "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
 }
-
-
-def compose_run(*overrides: str) -> RunConfig:
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return validate(compose(config_name="config", overrides=list(overrides)))
 
 
 def make_run(optimizer: str, schedule: str = "constant", seed: int = 0) -> RunConfig:

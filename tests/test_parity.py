@@ -20,11 +20,11 @@ import functools
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import build_trainer
-from bench.config import CONFIG_DIR, RunConfig, register_configs, validate
+from bench.config import RunConfig
+from tests.conftest import compose_run
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
@@ -58,9 +58,7 @@ def make_run(backend: str, optimizer: str, schedule: str) -> RunConfig:
         f"schedule={schedule}", *SCHEDULES[schedule], f"train.epochs={EPOCHS}", f"train.batch_size={BATCH}",
         "seed=3",
     ]  # fmt: skip
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return validate(compose(config_name="config", overrides=overrides))
+    return compose_run(*overrides)
 
 
 def spec_of(run: RunConfig) -> CNNSpec:

@@ -396,7 +396,10 @@ def test_callback_warns_instead_of_raising(tmp_path: Path, caplog: pytest.LogCap
     with caplog.at_level(logging.WARNING):
         ReportCallback().on_multirun_end(config)
     assert "report: not built (NoRunsFoundError: no such file or directory" in caplog.text
-    ReportCallback(enabled=False).on_multirun_end(config)  # disabled: not even a look
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        ReportCallback(enabled=False).on_multirun_end(config)  # disabled: not even a look
+    assert caplog.records == [] and not (tmp_path / "empty").exists()
 
 
 def test_markdown_table_escapes_pipes() -> None:

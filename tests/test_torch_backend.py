@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench.architecture import CNNSpec, initial_weights, l2_penalty
 from bench.backend import build_trainer
-from bench.config import CONFIG_DIR, RunConfig, kernel_l2, register_configs, validate
+from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
+from tests.conftest import compose_run
 
 torch = pytest.importorskip("torch")
 SIZE, BATCH = 16, 8
@@ -23,12 +23,6 @@ OPTIMIZERS = {
     "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
 }
 SCHEDULES = {"constant": [], "inverse_time": ["schedule.decay_rate=0.1"], "cosine": ["schedule.alpha=0.2"]}
-
-
-def compose_run(*overrides: str) -> RunConfig:
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return validate(compose(config_name="config", overrides=list(overrides)))
 
 
 def make_run(optimizer: str, *overrides: str, schedule: str = "constant", dropout: float = 0.0) -> RunConfig:
