@@ -89,7 +89,10 @@ def test_optimizer_options_carry_the_blog_hyperparameters(compose_config, option
 
 @pytest.mark.parametrize("option", ["keras", "torch"])
 def test_backend_options(compose_config, option):
-    assert validate(compose_config(f"backend={option}", "backend.threads=1")).backend.name == option
+    backend = validate(compose_config(f"backend={option}")).backend
+    # threads: null (all cores) outside a parallel launcher, which shares the cores out through the resolver
+    assert (backend.name, backend.threads, backend.device) == (option, None, "auto")
+    assert validate(compose_config(f"backend={option}", "backend.threads=1")).backend.threads == 1
 
 
 @pytest.mark.parametrize(
