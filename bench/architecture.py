@@ -105,8 +105,3 @@ def initial_weights(spec: CNNSpec, seed: int) -> dict[str, np.ndarray]:
             _glorot_uniform(rng, shape) if name.endswith("/kernel") else np.zeros(shape, np.float32)
         )
     return weights
-
-
-def l2_penalty(weights: dict[str, np.ndarray], spec: CNNSpec, l2: float) -> float:
-    """``l2 * sum(kernel**2)``: the term Keras' l2 regularizers add to the loss (used by tests and checks)."""
-    return float(l2 * sum(np.sum(weights[name].astype(np.float64) ** 2) for name in spec.kernel_names()))

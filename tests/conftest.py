@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from bench.architecture import CNNSpec
 from bench.config import RunConfig, register_configs, validate
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -71,6 +72,11 @@ def compose_run(*overrides: str) -> RunConfig:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return validate(compose(config_name="config", overrides=list(overrides)))
+
+
+def l2_penalty(weights: dict[str, np.ndarray], spec: CNNSpec, l2: float) -> float:
+    """``l2 * sum(kernel**2)`` in float64: the term Keras' l2 regularizers add to the loss, as a reference."""
+    return float(l2 * sum(np.sum(weights[name].astype(np.float64) ** 2) for name in spec.kernel_names()))
 
 
 def run_cli(

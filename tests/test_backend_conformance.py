@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bench import config
-from bench.architecture import CNNSpec, initial_weights, l2_penalty
+from bench.architecture import CNNSpec, initial_weights
 from bench.backend import (
     BACKEND_NAMES,
     REGISTRY,
@@ -26,7 +26,7 @@ from bench.backend import (
     load_reference,
 )
 from bench.errors import BackendUnavailableError
-from tests.conftest import compose_run
+from tests.conftest import compose_run, l2_penalty
 
 SIZE, BATCH, CLASSES, L2, LR, DECAY = 12, 4, 3, 1e-2, 0.05, 0.1
 STEPS = 3  # 10 training images: batches of 4, 4 and a partial 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.architecture import CNNSpec, initial_weights, l2_penalty
+from bench.architecture import CNNSpec, initial_weights
 from bench.backend import build_trainer
 from bench.config import RunConfig, kernel_l2
-from tests.conftest import compose_run
+from tests.conftest import compose_run, l2_penalty
 
 pytest.importorskip("tensorflow")
 # Each optimizer's values, as command-line overrides: the configs are composed from conf/ as a run's are.

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from bench.architecture import CNNSpec, initial_weights, l2_penalty
+from bench.architecture import CNNSpec, initial_weights
 from bench.backend import build_trainer
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
-from tests.conftest import compose_run
+from tests.conftest import compose_run, l2_penalty
 
 torch = pytest.importorskip("torch")
 SIZE, BATCH = 16, 8

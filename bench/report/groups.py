@@ -19,10 +19,6 @@ from bench.report.load import ALIASES, ReportError, RunTable
 
 DEFAULT_GROUP_BY = ("backend", "optimizer")
 DEFAULT_COMPARE = "optimizer"
-#: Changes the speed of a run but not its results: a grouping column for timing only.
-TIMING_ONLY_KEYS = EXPERIMENT_KEYS.speed
-#: Never a reason to keep runs apart, not even for timing: a location (the same data elsewhere) or an option.
-is_ignored = EXPERIMENT_KEYS.is_ignored
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.experiment import EXPERIMENT_KEYS
 from bench.report.compare import ALPHA, MIN_SEEDS_BOOTSTRAP, show
 from bench.report.flags import CHANCE_MARGIN, CLIMB_EPOCHS
-from bench.report.groups import TIMING_ONLY_KEYS, Grouping, format_value, is_ignored, label
+from bench.report.groups import Grouping, format_value, label
 from bench.report.heatmap import Heatmaps
 from bench.report.load import RunTable
 from bench.report.parity import COLUMNS as PARITY_COLUMNS
@@ -462,9 +463,9 @@ def problems_section(data: ReportData) -> list[Block]:
 def _role(key: str, grouping: Grouping) -> str:
     if key == "seed":
         return "averaged over"
-    if is_ignored(key):
+    if EXPERIMENT_KEYS.is_ignored(key):
         return "ignored (a location, or a report option)"
-    if key in TIMING_ONLY_KEYS:
+    if EXPERIMENT_KEYS.is_timing_only(key):
         return "grouped in timing only"
     return "compared" if key in grouping.arms else "grouped"
 
