@@ -14,7 +14,9 @@ import pandas as pd
 from bench.experiment import EXPERIMENT_KEYS
 from bench.report.load import RunTable
 
-BACKENDS = ("keras", "torch")
+#: Not the list of backends (that is bench.backend.REGISTRY): the pair parity checks, Keras defining the
+#: semantics (docs/design.md, "Parity") and torch checked against it.
+REFERENCE, CHECKED = "keras", "torch"
 #: Experiment keys that parity does not pair on. ``backend`` is what parity compares. ``backend.device`` is
 #: part of the experiment everywhere else (bench/experiment.py: a GPU run is kept apart from a CPU run), but
 #: parity leaves it out on purpose: it asks whether the two backends trace the same curves from the same
@@ -53,10 +55,10 @@ def backend_parity(table: RunTable) -> pd.DataFrame:
     frame = table.frame
     done = frame[(frame["status"] == "completed") & frame["epoch"].notna()]
     keys = _pair_keys(table)
-    if set(BACKENDS) - set(done["backend"]) or not set(keys) <= set(done.columns):
+    if {REFERENCE, CHECKED} - set(done["backend"]) or not set(keys) <= set(done.columns):
         return pd.DataFrame(columns=[*keys, "dropout", *COLUMNS])
     done = done.assign(dropout=dropout_of(table, done))
-    keras, torch = (done[done["backend"] == name] for name in BACKENDS)
+    keras, torch = (done[done["backend"] == name] for name in (REFERENCE, CHECKED))
     pairs = keras.merge(torch, on=[*keys, "dropout", "epoch"], suffixes=("_keras", "_torch"))
     for metric in RELATIVE_METRICS:
         reference = pairs[f"{metric}_keras"].abs()
