@@ -40,8 +40,8 @@ from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 from bench.report.groups import iter_groups
+from bench.report.stats import ALPHA, fmt
 
-ALPHA = 0.05
 #: Comparable across arms with different penalties; the penalised ``val_loss`` is not.
 COMPARISON_METRICS = ("val_accuracy", "val_ce_loss")
 #: Below this many seeds a bootstrap interval is too narrow to trust: resampling 5 values gives only 126
@@ -218,10 +218,10 @@ def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
             "seeds_needed": math.nan,
             "reason": f"{reason}: no test",
         }
-    ci = f"95 % CI [{show(row['ci_low'], metric)}, {show(row['ci_high'], metric)}]"
+    ci = f"95 % CI [{fmt(row['ci_low'], metric)}, {fmt(row['ci_high'], metric)}]"
     holm_note = "" if row["p_holm"] == row["p_value"] else f", Holm-adjusted p={row['p_holm']:.3g}"
     if row["tost_p_holm"] < ALPHA:
-        reason = f"within ±{show(margin, metric)} by TOST (p={row['tost_p_holm']:.3g}); {ci}"
+        reason = f"within ±{fmt(margin, metric)} by TOST (p={row['tost_p_holm']:.3g}); {ci}"
         return {"decision": "equivalent", "better": "", "seeds_needed": math.nan, "reason": reason}
     if row["p_holm"] < ALPHA:
         a_wins = (row["diff"] > 0) == higher_is_better(metric)
@@ -232,15 +232,8 @@ def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
     if row["p_value"] < ALPHA:  # significant alone, not once corrected for the other pairs
         reason = f"{ci}, but {row['test']} p={row['p_value']:.3g}{holm_note} over {n_tests} pairs"
     else:
-        reason = f"{ci} holds 0 and reaches past ±{show(margin, metric)}{holm_note}"
+        reason = f"{ci} holds 0 and reaches past ±{fmt(margin, metric)}{holm_note}"
     return {"decision": "undecided", "better": "", "seeds_needed": needed, "reason": reason}
-
-
-def show(value: float, metric: str) -> str:
-    """A difference in the metric's unit: accuracy in points, losses in nats."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{100 * value:.1f}" if "accuracy" in metric else f"{value:.3f}"
 
 
 def iter_pairs(

@@ -11,14 +11,14 @@ from typing import Any
 import pandas as pd
 
 from bench.experiment import EXPERIMENT_KEYS
-from bench.report.compare import ALPHA, MIN_SEEDS_BOOTSTRAP, show
+from bench.report.compare import MIN_SEEDS_BOOTSTRAP
 from bench.report.flags import CHANCE_MARGIN, CLIMB_EPOCHS
 from bench.report.groups import Grouping, format_value, label
 from bench.report.heatmap import Heatmaps
 from bench.report.load import RunTable
 from bench.report.parity import COLUMNS as PARITY_COLUMNS
 from bench.report.render import Block, Code, Heading, Image, Paragraph, Table
-from bench.report.stats import STATUSES_NOT_AVERAGED
+from bench.report.stats import ALPHA, STATUSES_NOT_AVERAGED, fmt
 
 #: The summary table's columns: cross-entropy, not the penalised loss (which summary.csv also holds).
 SHOWN_METRICS = ("val_accuracy", "val_ce_loss", "accuracy", "ce_loss")
@@ -45,15 +45,6 @@ class ReportData:
     command: str
     heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
     parity: pd.DataFrame | None = None  # only when some experiment ran on both backends
-
-
-def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
-    """Accuracies in percent with one decimal, other floats with ``digits`` decimals, missing as —."""
-    if value is None or pd.isna(value):
-        return "—"
-    if "accuracy" in metric:
-        return f"{100 * value:.1f}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def fmt_p(p: float) -> str:
@@ -104,11 +95,11 @@ def seeds_clause(row: pd.Series) -> str:
 
 def _signed(row: pd.Series) -> str:
     unit = "points" if "accuracy" in row["metric"] else "nats"
-    return f"{row['arm_a']} − {row['arm_b']} = {show(row['diff'], row['metric'])} {unit}"
+    return f"{row['arm_a']} − {row['arm_b']} = {fmt(row['diff'], row['metric'])} {unit}"
 
 
 def _ci(row: pd.Series) -> str:
-    return f"95 % CI [{show(row['ci_low'], row['metric'])}, {show(row['ci_high'], row['metric'])}]"
+    return f"95 % CI [{fmt(row['ci_low'], row['metric'])}, {fmt(row['ci_high'], row['metric'])}]"
 
 
 def pair_sentence(row: pd.Series) -> str:
@@ -120,11 +111,11 @@ def pair_sentence(row: pd.Series) -> str:
         return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}): {row['reason']}."
     if row["decision"] == "better":
         loser = b if row["better"] == a else a
-        size = f"{show(abs(row['diff']), metric)} {'points' if 'accuracy' in metric else 'nats'}"
+        size = f"{fmt(abs(row['diff']), metric)} {'points' if 'accuracy' in metric else 'nats'}"
         verb = "beats" if "accuracy" in metric else "has lower cross-entropy than"
         return f"{row['better']} {verb} {loser} by {size} ({_seeds(row)}, {_ci(row)}, p={row['p_holm']:.2g})."
     if row["decision"] == "equivalent":
-        margin = show(row["margin"], metric)
+        margin = fmt(row["margin"], metric)
         return f"{a} and {b} are equivalent within ±{margin} ({_signed(row)}, {_seeds(row)}, {_ci(row)})."
     holm = f", Holm p={row['p_holm']:.2g}" if row["p_value"] < ALPHA <= row["p_holm"] else ""
     return f"{a} vs {b} is undecided ({_signed(row)}, {_seeds(row)}, {_ci(row)}{holm}): {seeds_clause(row)}."
@@ -136,7 +127,7 @@ def _loss_sentence(tests: pd.DataFrame) -> str:
     for _, row in tests.iterrows():
         if row["decision"] == "better":
             loser = row["arm_b"] if row["better"] == row["arm_a"] else row["arm_a"]
-            parts.append(f"{row['better']} lower than {loser} ({show(abs(row['diff']), row['metric'])} nats)")
+            parts.append(f"{row['better']} lower than {loser} ({fmt(abs(row['diff']), row['metric'])} nats)")
         else:
             parts.append(f"{row['arm_a']} vs {row['arm_b']} {row['decision']}")
     return f" Validation cross-entropy: {'; '.join(parts)}." if parts else ""
@@ -171,8 +162,8 @@ def verdict(data: ReportData) -> list[Block]:
         "are compared seed by seed (paired t-test) wherever they share seeds, by Welch's test otherwise. Each "
         "pair ends in one of four answers: one arm **better** (95 % interval of the difference excludes 0, "
         "Holm-adjusted across the pairs of a stratum), **equivalent** (two one-sided tests show the difference "
-        f"is within ±{show(margins.get('val_accuracy', math.nan), 'val_accuracy')} accuracy points, "
-        f"±{show(margins.get('val_ce_loss', math.nan), 'val_ce_loss')} nats of cross-entropy), or "
+        f"is within ±{fmt(margins.get('val_accuracy', math.nan), 'val_accuracy')} accuracy points, "
+        f"±{fmt(margins.get('val_ce_loss', math.nan), 'val_ce_loss')} nats of cross-entropy), or "
         "**undecided**, with an estimate of the seeds that would decide it."
     )
     blocks.append(Paragraph(method + _excluded(done)))
@@ -235,7 +226,7 @@ def _comparison_cells(row: pd.Series) -> list[str]:
         metric,
         f"{row['arm_a']} vs {row['arm_b']}",
         _seeds(row) if row["test"] != "none" else f"none, {row['n_a']} vs {row['n_b']} seeds",
-        show(row["diff"], metric),
+        fmt(row["diff"], metric),
         _interval(row["ci_low"], row["ci_high"], metric),
         _interval(row["boot_ci_low"], row["boot_ci_high"], metric),
         fmt_p(row["p_holm"]),

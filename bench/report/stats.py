@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,14 +17,24 @@ from scipy import stats
 
 from bench.report.groups import iter_groups
 
-CONFIDENCE = 0.95
-ALPHA = 1 - CONFIDENCE
+ALPHA = 0.05  # every test and interval of the report: 5 % level, 95 % intervals
+CONFIDENCE = 1 - ALPHA
 #: Final-epoch metrics summarised per group. ``loss`` and ``val_loss`` include each arm's own L2 penalty (none
 #: for AdamW): kept in summary.csv, never compared across arms; ``best_val_accuracy`` selects on validation.
 SUMMARY_METRICS = (
     "val_accuracy", "val_ce_loss", "accuracy", "ce_loss", "val_loss", "loss", "best_val_accuracy",
 )  # fmt: skip
 STATUSES_NOT_AVERAGED = ("diverged", "failed", "incomplete")
+
+
+def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
+    """How the report shows a number: accuracies in percent (points) with one decimal, other floats with
+    ``digits`` decimals (losses in nats), missing or infinite as —."""
+    if value is None or pd.isna(value) or (isinstance(value, float) and math.isinf(value)):
+        return "—"
+    if "accuracy" in metric:
+        return f"{100 * value:.1f}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def finite(values: Sequence[float] | pd.Series) -> np.ndarray:
