@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes, so old caches are rebuilt
 TFDS_NAME = "tf_flowers:3.0.1"
+#: The labels tf_flowers:3.0.1's metadata names (tests check they agree), for when tensorflow-datasets is absent.
+TFDS_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 TFDS_DOWNLOAD_HOST = "download.tensorflow.org"  # where tfds' tf_flowers builder downloads flower_photos.tgz
 
 

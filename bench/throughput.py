@@ -36,7 +36,6 @@ from bench import results
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import BareLoop, Trainer, build_trainer, load_reference
 from bench.config import CONFIG_DIR, DatasetConfig, RunConfig, register_configs, validate
-from bench.errors import DataError
 from bench.io import atomic_write_json
 from bench.preflight import one_line_errors
 from bench.timing import StepTimer, ThroughputStats
@@ -51,20 +50,18 @@ ROUND_STEPS = 5
 
 def dataset_classes(dataset: DatasetConfig) -> list[str]:
     """The dataset's class names without decoding a photo: the folder's class folders when the config names a
-    folder (as the runner lists them), else tfds' metadata (no download, no TensorFlow import).
+    folder (as the runner lists them), else tfds' metadata (no download, no TensorFlow import), or tf_flowers'
+    published labels where tensorflow-datasets is not installed.
 
     Raises:
-        DataError: the folder is missing or malformed, or tensorflow-datasets is not installed.
+        DataError: the folder is missing or malformed.
     """
     if data_lib.resolve_source(dataset) == "folder":
         return data_lib.list_folder(Path(dataset.path).expanduser(), dataset)[2]
     try:
         import tensorflow_datasets as tfds  # lazy: only the tfds source needs it
-    except ImportError as exc:
-        raise DataError(
-            f"dataset.source=tfds needs tensorflow-datasets to know the classes ({exc}); "
-            "set FLOWER_PHOTOS or dataset.path to a flower_photos folder instead"
-        ) from exc
+    except ImportError:  # e.g. a GPU image with torch alone: timing needs only how many classes there are
+        return list(data_lib.TFDS_CLASSES)
     return list(tfds.builder(data_lib.TFDS_NAME, data_dir=dataset.data_dir).info.features["label"].names)
 
 

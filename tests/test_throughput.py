@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from bench import data as data_lib
 from bench import throughput
 from bench.architecture import CNNSpec
 from bench.config import CONFIG_DIR, register_configs, validate
@@ -97,7 +98,18 @@ def test_tfds_classes_come_from_its_metadata_without_a_download(tmp_path):
         run = validate(compose("config", ["dataset.source=tfds", f"dataset.data_dir={tmp_path}"]))
     names = throughput.dataset_classes(run.dataset)
     assert sorted(names) == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    assert sorted(names) == sorted(data_lib.TFDS_CLASSES)  # the fallback below agrees with the metadata
     assert list(tmp_path.iterdir()) == []  # nothing downloaded or prepared
+
+
+def test_tfds_classes_without_tensorflow_datasets(monkeypatch, tmp_path):
+    monkeypatch.setitem(
+        sys.modules, "tensorflow_datasets", None
+    )  # import fails, as on a torch-only GPU image
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        run = validate(compose("config", ["dataset.source=tfds", f"dataset.data_dir={tmp_path}"]))
+    assert throughput.dataset_classes(run.dataset) == list(data_lib.TFDS_CLASSES)
 
 
 @pytest.mark.parametrize("backend", ["keras", "torch"])
