@@ -13,11 +13,13 @@ Each optimizer and each schedule has its own schema, so a key that does not belo
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra._internal.utils import _locate  # what instantiate uses; get_class would also log the error
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -128,6 +130,58 @@ class AdamWConfig(AdamConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _require_at_least("optimizer.weight_decay", self.weight_decay, 0, strict=False)
+
+
+@dataclass
+class SGDWConfig(OptimizerConfig):
+    """SGD with momentum and decoupled weight decay: ``w <- w - lr * weight_decay * w`` on all trainable
+    variables, then the momentum step (Keras ``SGD(weight_decay=...)``)."""
+
+    momentum: float = MISSING
+    weight_decay: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(0 <= self.momentum < 1, f"optimizer.momentum must be in [0, 1), got {self.momentum}")
+        _require_at_least("optimizer.weight_decay", self.weight_decay, 0, strict=False)
+
+
+@dataclass
+class UserOptimizerConfig(OptimizerConfig):
+    """Any optimizer class a backend can import, one entry per backend, instantiated Hydra's way
+    (``_target_`` plus keyword arguments; README "Add your own optimizer").
+
+    ``lr`` is the one learning rate: the backend passes it (``lr=`` to torch, ``learning_rate=`` to Keras, as a
+    schedule when there is one), so an entry must not set its own. ``l2`` is added to the loss as
+    ``l2 * sum(kernel**2)`` on both backends. Such optimizers are not claimed to be at parity across backends.
+    Unlike the built-in options, ``l2`` and the entries have defaults, so a user's YAML holds only what it uses.
+    """
+
+    l2: float = 0.0
+    torch: Optional[dict[str, Any]] = None
+    keras: Optional[dict[str, Any]] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
+        _require(
+            self.name not in OPTIMIZER_SCHEMAS,
+            f"optimizer.name={self.name!r} is a built-in optimizer's name: give yours another one",
+        )
+        for backend_name in BACKENDS:
+            entry = self.entry(backend_name)
+            if entry is None:
+                continue
+            _require("_target_" in entry, f"optimizer.{backend_name} needs a _target_ (the class to build)")
+            for key in ("lr", "learning_rate"):
+                _require(
+                    key not in entry,
+                    f"optimizer.{backend_name}.{key}: set optimizer.lr instead (schedules and sweeps use it)",
+                )
+
+    def entry(self, backend_name: str) -> dict[str, Any] | None:
+        """The ``_target_`` and keyword arguments of this backend's class, or None when it has none."""
+        return getattr(self, backend_name, None)
 
 
 @dataclass
@@ -276,7 +330,7 @@ class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
     backend: BackendConfig = MISSING
-    optimizer: Any = MISSING  # SGDL2Config | AdamL2Config | AdamWConfig, chosen by the optimizer group
+    optimizer: Any = MISSING  # one of OPTIMIZER_SCHEMAS' classes or UserOptimizerConfig (the optimizer group)
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
@@ -297,12 +351,31 @@ class RunConfig:
 
 
 def kernel_l2(optimizer: OptimizerConfig) -> float:
-    """The L2 factor on conv and dense kernels: ``optimizer.l2`` for sgd_l2 and adam_l2, 0 for AdamW (whose
-    decay is decoupled and lives in the optimizer)."""
+    """The L2 factor on conv and dense kernels: ``optimizer.l2`` for sgd_l2, adam_l2 and a user's optimizer,
+    0 for sgdw and adamw (whose decay is decoupled and lives in the optimizer)."""
     return getattr(optimizer, "l2", 0.0)
 
 
-OPTIMIZER_SCHEMAS = {"sgd_l2": SGDL2Config, "adam_l2": AdamL2Config, "adamw": AdamWConfig}
+def is_builtin(optimizer: OptimizerConfig) -> bool:
+    """One of the optimizers whose two backends compute the same updates (docs/design.md, "Parity")."""
+    return not isinstance(optimizer, UserOptimizerConfig)
+
+
+#: The built-in optimizers: each name's schema. Any other name is a user's optimizer (UserOptimizerConfig).
+OPTIMIZER_SCHEMAS = {
+    "sgd_l2": SGDL2Config,
+    "sgdw": SGDWConfig,
+    "adam_l2": AdamL2Config,
+    "adamw": AdamWConfig,
+}
+#: Where each built-in optimizer sits in Loshchilov & Hutter's 2 x 2 (their Fig. 2): its family (the row of
+#: the lr x regularization figure) and whether its regularization is coupled L2 or decoupled weight decay.
+LOSHCHILOV_HUTTER_CELLS = {
+    "sgd_l2": ("SGD", "L2"),
+    "sgdw": ("SGD", "decoupled"),
+    "adam_l2": ("Adam", "L2"),
+    "adamw": ("Adam", "decoupled"),
+}
 SCHEDULE_SCHEMAS = {
     "constant": ConstantScheduleConfig,
     "inverse_time": InverseTimeScheduleConfig,
@@ -326,6 +399,7 @@ def register_configs() -> None:
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="schema_optimizer_user", node=UserOptimizerConfig)
     for group, schemas in GROUP_SCHEMAS.items():
         if isinstance(schemas, dict):
             for option, schema in schemas.items():
@@ -374,6 +448,53 @@ def validate(cfg: DictConfig) -> RunConfig:
     run = OmegaConf.to_object(cfg)
     if not isinstance(run, RunConfig):  # composed without the schema (e.g. in a notebook)
         raise ConfigError("config was not composed with the flowerbench schema (conf/config.yaml)")
-    _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
+    run.optimizer = _as_user_optimizer(run.optimizer)
+    if isinstance(run.optimizer, UserOptimizerConfig):
+        _check_user_optimizer(run.optimizer, run.backend.name)
+    else:
+        _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
     _check_option("schedule", run.schedule, SCHEDULE_SCHEMAS)
     return run
+
+
+def _as_user_optimizer(node: Any) -> Any:
+    """A user's optimizer YAML without ``defaults: [/schema_optimizer_user@_here_]`` comes as a plain dict:
+    checked against the user-optimizer schema here, so an unknown key is still one line."""
+    if not isinstance(node, dict) or node.get("name") in OPTIMIZER_SCHEMAS:
+        return node
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(UserOptimizerConfig), node))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"optimizer={node.get('name')}: {str(exc).splitlines()[0]}") from exc
+
+
+def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> None:
+    """This backend has an entry, and its ``_target_`` imports: a typo fails here, before any run starts."""
+    entry = optimizer.entry(backend_name)
+    if entry is None:
+        others = [name for name in BACKENDS if optimizer.entry(name) is not None]
+        instead = f" or use backend={others[0]}" if others else ""
+        raise ConfigError(
+            f"optimizer {optimizer.name!r} has no {backend_name} entry (it has: {', '.join(others) or 'none'}); "
+            f"add optimizer.{backend_name}: {{_target_: ...}} to its YAML{instead}"
+        )
+    target = entry["_target_"]
+    try:
+        located = _locate(str(target)) if "." in str(target) else None
+    except (ImportError, ValueError, AttributeError) as exc:
+        reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__  # "Are you sure that ...?"
+        raise ConfigError(
+            f"optimizer.{backend_name}._target_={target!r} cannot be imported: {reason}"
+        ) from exc
+    if located is None or not callable(located):
+        raise ConfigError(
+            f"optimizer.{backend_name}._target_={target!r} must be a dotted path to a class "
+            "(e.g. torch.optim.NAdam, keras.optimizers.Nadam, my_pkg.MyOptimizer)"
+        )
+    arguments = {key: value for key, value in entry.items() if not key.startswith("_")}
+    try:  # a misspelt keyword fails here rather than when the trainer builds the optimizer
+        inspect.signature(located).bind_partial(**arguments)
+    except TypeError as exc:
+        raise ConfigError(f"optimizer.{backend_name}: {target} does not take these arguments: {exc}") from exc
+    except ValueError:  # no signature to read (some builtins): the class checks its arguments itself
+        pass

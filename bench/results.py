@@ -83,6 +83,9 @@ class RunResult:
     optimizer: str
     seed: int
     epochs_planned: int
+    # Whether the optimizer's updates are the same on both backends (the built-in ones, docs/design.md
+    # "Parity"); False for a user's optimizer, each backend running its own class.
+    backend_parity: bool = True
     epochs_completed: int = 0
     diverged_epoch: int | None = None
     error: str | None = None  # "ExceptionType: message" of a failed run

@@ -22,7 +22,7 @@ from bench import data as data_lib
 from bench import results
 from bench.architecture import CNNSpec
 from bench.backend import Trainer, build_trainer
-from bench.config import RunConfig
+from bench.config import RunConfig, is_builtin
 from bench.errors import BenchError
 from bench.experiment import EXPERIMENT_KEYS
 from bench.timing import StepTimer, images_per_second
@@ -211,6 +211,7 @@ def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrid
         optimizer=run.optimizer.name,
         seed=run.seed,
         epochs_planned=run.train.epochs,
+        backend_parity=is_builtin(run.optimizer),
         diverged_epoch=outcome.diverged_epoch,
         error=outcome.error,
         **results.summarize(outcome.history),

@@ -35,7 +35,16 @@ from bench import data as data_lib
 from bench import results
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import BareLoop, Trainer, build_trainer, load_reference
-from bench.config import CONFIG_DIR, DatasetConfig, RunConfig, register_configs, validate
+from bench.config import (
+    CONFIG_DIR,
+    OPTIMIZER_SCHEMAS,
+    DatasetConfig,
+    RunConfig,
+    is_builtin,
+    register_configs,
+    validate,
+)
+from bench.errors import ConfigError
 from bench.io import atomic_write_json
 from bench.preflight import one_line_errors
 from bench.timing import StepTimer, ThroughputStats
@@ -105,6 +114,11 @@ def time_both(
 
 def measure(run: RunConfig) -> dict[str, Any]:
     """Everything ``throughput.json`` holds, for one configuration."""
+    if not is_builtin(run.optimizer):
+        raise ConfigError(
+            f"python -m bench.throughput times the built-in optimizers ({', '.join(OPTIMIZER_SCHEMAS)}) against "
+            f"a plain loop of the same; {run.optimizer.name} is a user's optimizer: time it with python -m bench"
+        )
     spec = synthetic_spec(run)
     weights = initial_weights(spec, run.seed)
     n_steps = run.throughput.warmup_steps + run.throughput.timed_steps

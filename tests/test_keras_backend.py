@@ -16,6 +16,7 @@ OPTIMIZERS = {
     "sgd_l2": ["optimizer.lr=1e-2", "optimizer.l2=1e-2"],
     "adam_l2": ["optimizer.lr=1e-3", "optimizer.l2=1e-2"],
     "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
+    "sgdw": ["optimizer.lr=1e-2", "optimizer.weight_decay=1e-1"],
 }
 
 
@@ -41,27 +42,28 @@ def make_trainer(run: RunConfig):
     return build_trainer(run, spec, steps_per_epoch=3, initial_weights=weights), spec, weights
 
 
-@pytest.mark.parametrize("optimizer", ["sgd_l2", "adam_l2", "adamw"])
+@pytest.mark.parametrize("optimizer", ["sgd_l2", "sgdw", "adam_l2", "adamw"])
 def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
     trainer, spec, weights = make_trainer(make_run(optimizer))
     metrics = trainer.evaluate(batches)
     expected_penalty = l2_penalty(weights, spec, kernel_l2(trainer.run.optimizer))
     assert metrics.loss == pytest.approx(metrics.ce_loss + expected_penalty, rel=1e-6)
     assert metrics.images == 20 and 0 <= metrics.accuracy <= 1
-    if optimizer == "adamw":  # AdamW's decay is in the optimizer, never in the loss
+    if optimizer in ("sgdw", "adamw"):  # decoupled decay is in the optimizer, never in the loss
         assert metrics.loss == pytest.approx(metrics.ce_loss)
 
 
-def test_weight_decay_argument_is_used_only_by_adamw():
+def test_weight_decay_argument_is_used_only_by_the_decoupled_optimizers():
     from backends.keras import optim
 
+    decoupled = ("sgdw", "adamw")
     for name in OPTIMIZERS:
         config = make_run(name).optimizer
         keras_optimizer = optim.make_optimizer(config, config.lr)
-        assert (keras_optimizer.weight_decay is not None) == (name == "adamw"), name
-        assert optim.kernel_l2(config) == (0.0 if name == "adamw" else 1e-2)
-    adamw = optim.make_optimizer(make_run("adamw").optimizer, 1e-3)
-    assert adamw.weight_decay == pytest.approx(1e-1)
+        assert (keras_optimizer.weight_decay is not None) == (name in decoupled), name
+        assert kernel_l2(config) == (0.0 if name in decoupled else 1e-2)
+    for name in decoupled:
+        assert optim.make_optimizer(make_run(name).optimizer, 1e-3).weight_decay == pytest.approx(1e-1)
 
 
 def test_adamw_decays_biases_and_adam_l2_does_not_touch_zero_gradient_biases(batches):

@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from bench import results
 from bench.callbacks import ReportCallback
-from bench.config import register_configs
+from bench.config import OPTIMIZER_SCHEMAS, register_configs
 from bench.report import build_report, load_runs
 from bench.report.__main__ import main
 from bench.report.render import markdown_table
@@ -83,6 +83,7 @@ def make_result(
         optimizer=config["optimizer"]["name"],
         seed=config["seed"],
         epochs_planned=config["train"]["epochs"],
+        backend_parity=config["optimizer"]["name"] in OPTIMIZER_SCHEMAS,  # as the runner: False for a user's
         diverged_epoch=len(records) if status == results.DIVERGED else None,
         error=error,
         **results.summarize(records),
@@ -304,6 +305,17 @@ def test_no_parity_table_without_both_backends(tmp_path: Path) -> None:
     out = build_report([tmp_path])
     assert not (out / "parity.csv").exists()
     assert "Backend parity" not in (out / "report.md").read_text()
+
+
+def test_a_users_optimizer_is_not_paired_across_backends(tmp_path: Path) -> None:
+    """Each backend ran its own NAdam class: not a parity check, and the report says why it is missing."""
+    for backend in ("keras", "torch"):
+        write_run(tmp_path, backend=backend, optimizer="nadam", final_val_accuracy=0.5)
+        write_run(tmp_path, backend=backend, optimizer="adamw", final_val_accuracy=0.6)
+    out = build_report([tmp_path])
+    assert list(pd.read_csv(out / "parity.csv")["optimizer"]) == ["adamw"]
+    assert "Not at parity by design: nadam" in (out / "report.md").read_text()
+    assert set(pd.read_csv(out / "runs.csv")["backend_parity"]) == {False, True}  # nadam, adamw
 
 
 def test_html_is_self_contained(report: Path) -> None:

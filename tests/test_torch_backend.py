@@ -21,6 +21,7 @@ OPTIMIZERS = {
     "sgd_l2": ["optimizer.lr=1e-2", "optimizer.l2=1e-2"],
     "adam_l2": ["optimizer.lr=1e-3", "optimizer.l2=1e-2"],
     "adamw": ["optimizer.lr=1e-3", "optimizer.weight_decay=1e-1"],
+    "sgdw": ["optimizer.lr=1e-2", "optimizer.weight_decay=1e-1"],
 }
 SCHEDULES = {"constant": [], "inverse_time": ["schedule.decay_rate=0.1"], "cosine": ["schedule.alpha=0.2"]}
 
@@ -73,7 +74,7 @@ def test_dense_layer_reads_the_feature_map_in_keras_hwc_order(data):
     np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd_l2", "adam_l2", "adamw"])
+@pytest.mark.parametrize("optimizer", ["sgd_l2", "sgdw", "adam_l2", "adamw"])
 def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
     trainer, spec, weights = make_trainer(make_run(optimizer))
     penalty = l2_penalty(weights, spec, kernel_l2(trainer.run.optimizer))
@@ -82,7 +83,7 @@ def test_reported_loss_is_cross_entropy_plus_l2_on_kernels(optimizer, batches):
     train = trainer.train_epoch(batches[:1])  # one step: the penalty of the weights before the update
     assert train.loss == pytest.approx(train.ce_loss + penalty, rel=1e-6)
     assert train.images == BATCH and 0 <= train.accuracy <= 1
-    if optimizer == "adamw":  # AdamW's decay is in the optimizer, never in the loss
+    if optimizer in ("sgdw", "adamw"):  # decoupled decay is in the optimizer, never in the loss
         assert val.loss == val.ce_loss and train.loss == train.ce_loss
 
 

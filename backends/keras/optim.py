@@ -1,11 +1,13 @@
 """Optimizer and learning-rate-schedule configs translated to Keras (docs/design.md, "Parity").
 
-Keras' ``weight_decay=`` argument is *decoupled* on every Keras optimizer, so it is used only for AdamW; the
-"+L2" optimizers get their penalty from kernel regularizers instead (see model.py).
+Keras' ``weight_decay=`` argument is *decoupled* on every Keras optimizer, so it is used only for SGDW and
+AdamW; the "+L2" optimizers (and a user's ``optimizer.l2``) get their penalty from kernel regularizers instead
+(see model.py). A user's optimizer is the class its ``keras`` entry names, built with ``learning_rate``.
 """
 
 from __future__ import annotations
 
+import hydra.utils
 import keras
 
 from bench.config import (
@@ -14,7 +16,8 @@ from bench.config import (
     OptimizerConfig,
     ScheduleConfig,
     SGDL2Config,
-    kernel_l2,  # noqa: F401 (kept importable here: this module's name for it predates bench.config's)
+    SGDWConfig,
+    UserOptimizerConfig,
 )
 
 
@@ -34,8 +37,15 @@ def make_schedule(
 
 def make_optimizer(optimizer: OptimizerConfig, learning_rate) -> keras.optimizers.Optimizer:
     """The one factory: config data in, Keras optimizer out."""
+    if isinstance(optimizer, UserOptimizerConfig):
+        return hydra.utils.instantiate(optimizer.keras, learning_rate=learning_rate, _convert_="all")
     if isinstance(optimizer, SGDL2Config):
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=optimizer.momentum)
+    if isinstance(optimizer, SGDWConfig):
+        # w <- w - lr * wd * w on every trainable variable, then the momentum step (keras base optimizer).
+        return keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay
+        )
     if isinstance(optimizer, AdamWConfig):
         # Keras' AdamW default decay is 0.004 (torch: 0.01): always pass it. Decays all trainable variables.
         return keras.optimizers.AdamW(

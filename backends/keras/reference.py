@@ -22,11 +22,12 @@ from bench.timing import StepTimer, time_calls
 # Penalty and decay factors of the seed blog; their values do not change what a step costs.
 L2 = 1e-3
 WEIGHT_DECAY = 1e-3
+DECOUPLED = ("sgdw", "adamw")  # weight decay in the optimizer, no kernel regularizer
 TF_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
 
 def _build_model(spec: CNNSpec, optimizer: str) -> keras.Model:
-    regularizer = None if optimizer == "adamw" else keras.regularizers.L2(L2)
+    regularizer = None if optimizer in DECOUPLED else keras.regularizers.L2(L2)
     layers: list = [
         keras.Input((spec.image_size, spec.image_size, spec.channels)),
         keras.layers.Rescaling(1 / 255),
@@ -61,6 +62,8 @@ def _load_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
 def _optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
     if name == "sgd_l2":
         return keras.optimizers.SGD(lr, momentum=0.9)
+    if name == "sgdw":
+        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=WEIGHT_DECAY)
     if name == "adam_l2":
         return keras.optimizers.Adam(lr)
     if name == "adamw":

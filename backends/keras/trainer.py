@@ -138,6 +138,7 @@ class Trainer(backend.Trainer):
             "device": self.device,
             "threads": tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0)),
             "precision": self.run.train.precision,
+            "optimizer_class": f"{type(self.optimizer).__module__}.{type(self.optimizer).__qualname__}",
             "deterministic": True,
             "cpu": platform.processor() or platform.machine(),
         }

@@ -11,6 +11,14 @@ Keras is the reference (docs/design.md, "Parity"). Besides choosing torch's argu
 - SGD momentum under a schedule (:class:`KerasStep`, every step): Keras' velocity accumulates ``lr * g``,
   torch's buffer accumulates ``g`` and is multiplied by the *current* lr; rescaling the buffer by
   ``lr_{t-1} / lr_t`` keeps them equal.
+- SGDW (:class:`KerasStep`, every step): torch has no SGD with decoupled decay; Keras' ``SGD(weight_decay=wd)``
+  first decays every trainable variable, ``w <- w - lr_t * wd * w``, then takes the momentum step with the
+  gradient of the weights before the decay. One ``_foreach_mul_`` (one fused kernel for all parameters) does
+  the decay before torch's fused SGD step.
+
+A user's optimizer (:class:`~bench.config.UserOptimizerConfig`) is the class its ``torch`` entry names, built
+with ``params`` and ``lr`` and stepped under the same schedule, without these corrections: it is not claimed
+to be at parity, and its L2 penalty goes through the loss (:attr:`ScheduledStep.adds_l2_gradient` is False).
 """
 
 from __future__ import annotations
@@ -19,10 +27,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import hydra.utils
 import torch
 from torch import nn
 
-from bench.config import AdamL2Config, AdamWConfig, OptimizerConfig, ScheduleConfig, SGDL2Config, kernel_l2
+from bench.config import (
+    AdamL2Config,
+    AdamWConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    SGDL2Config,
+    SGDWConfig,
+    UserOptimizerConfig,
+    kernel_l2,
+)
 
 LrFactor = Callable[[int], float]
 
@@ -44,9 +62,12 @@ def lr_factor(schedule: ScheduleConfig, total_steps: int) -> LrFactor | None:
 def _param_groups(
     optimizer: OptimizerConfig, kernels: list[nn.Parameter], biases: list[nn.Parameter]
 ) -> list[dict[str, Any]]:
-    """L2 as coupled weight decay on kernels only; AdamW decays every variable, biases too, as Keras does."""
+    """L2 as coupled weight decay on kernels only; AdamW decays every variable, biases too, as Keras does.
+    SGDW's decay is not torch's (it is done by :class:`KerasStep`), so torch's is 0."""
     if isinstance(optimizer, AdamWConfig):
         return [{"params": kernels + biases, "weight_decay": optimizer.weight_decay}]
+    if isinstance(optimizer, SGDWConfig):
+        return [{"params": kernels + biases, "weight_decay": 0.0}]
     return [
         {"params": kernels, "weight_decay": 2 * kernel_l2(optimizer)},
         {"params": biases, "weight_decay": 0.0},
@@ -56,7 +77,7 @@ def _param_groups(
 def _make_torch_optimizer(optimizer: OptimizerConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     # fused: one kernel per step for all parameters (CPU and CUDA); the dense kernel alone has 16.6 M weights
     # at 180 px. weight_decay is always set per group, so torch's defaults (e.g. AdamW's 0.01) never apply.
-    if isinstance(optimizer, SGDL2Config):
+    if isinstance(optimizer, (SGDL2Config, SGDWConfig)):
         return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=True)
     betas = (optimizer.beta_1, optimizer.beta_2)
     if isinstance(optimizer, AdamWConfig):
@@ -66,26 +87,26 @@ def _make_torch_optimizer(optimizer: OptimizerConfig, groups: list[dict[str, Any
     raise ValueError(f"unknown optimizer {optimizer.name!r}")  # unreachable: the config schema checks names
 
 
-class KerasStep:
-    """A torch optimizer and its per-batch schedule, stepped so that each update equals Keras' update.
+def class_path(optimizer: torch.optim.Optimizer) -> str:
+    """``torch.optim.sgd.SGD``: what result.json's environment records as the class that stepped."""
+    return f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+
+
+class ScheduledStep:
+    """A torch optimizer and its per-batch learning-rate schedule (Keras' schedules, :func:`lr_factor`).
 
     Args:
-        optimizer: the torch optimizer, built by :func:`make_optimizer`.
+        optimizer: the torch optimizer.
         factor: ``lr_t / lr0`` per step, or None for a constant lr.
-        epsilon_hat: Keras' Adam epsilon, or None for SGD.
-        beta_2: Adam's second-moment decay (ignored for SGD).
     """
 
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        factor: LrFactor | None,
-        epsilon_hat: float | None,
-        beta_2: float,
-    ):
+    #: Whether the optimizer itself adds the L2 penalty's gradient (as coupled weight_decay); when it does
+    #: not, the trainer adds the penalty to the loss it back-propagates.
+    adds_l2_gradient = False
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: LrFactor | None):
         self.optimizer = optimizer
         self.scheduler = None if factor is None else torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        self.epsilon_hat, self.beta_2 = epsilon_hat, beta_2
         self.steps = 0
         self._previous_lr = self.learning_rate()
 
@@ -95,15 +116,50 @@ class KerasStep:
 
     def step(self) -> None:
         """Apply the gradients already in ``.grad`` (one batch), then advance the schedule."""
-        if self.epsilon_hat is not None:
-            self._set_adam_epsilon()
-        elif self.scheduler is not None:
-            self._rescale_momentum()
+        self._before_step()
         self.optimizer.step()
         self._previous_lr = self.learning_rate()
         if self.scheduler is not None:
             self.scheduler.step()
         self.steps += 1
+
+    def _before_step(self) -> None:
+        """Nothing for a user's optimizer: it steps as its authors wrote it."""
+
+
+class KerasStep(ScheduledStep):
+    """A built-in optimizer, stepped so that each update equals Keras' update.
+
+    Args:
+        optimizer: the torch optimizer, built by :func:`make_optimizer`.
+        factor: ``lr_t / lr0`` per step, or None for a constant lr.
+        epsilon_hat: Keras' Adam epsilon, or None for SGD.
+        beta_2: Adam's second-moment decay (ignored for SGD).
+        decoupled_decay: SGDW's weight decay, applied to every parameter before each step; 0 for none.
+    """
+
+    adds_l2_gradient = True  # weight_decay = 2 * l2 on the kernels' group (see _param_groups)
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        factor: LrFactor | None,
+        epsilon_hat: float | None,
+        beta_2: float,
+        decoupled_decay: float = 0.0,
+    ):
+        super().__init__(optimizer, factor)
+        self.epsilon_hat, self.beta_2 = epsilon_hat, beta_2
+        self.decoupled_decay = decoupled_decay
+        self._all_params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def _before_step(self) -> None:
+        if self.epsilon_hat is not None:
+            self._set_adam_epsilon()
+        elif self.scheduler is not None:
+            self._rescale_momentum()
+        if self.decoupled_decay:
+            self._decay_weights()
 
     def _set_adam_epsilon(self) -> None:
         """torch's eps for the step about to be taken (t = steps + 1), equal to Keras' epsilon-hat."""
@@ -125,6 +181,11 @@ class KerasStep:
         for buffer in buffers:  # none before the first step
             buffer.mul_(self._previous_lr / lr)
 
+    @torch.no_grad()
+    def _decay_weights(self) -> None:
+        """Keras' ``w <- w - lr_t * wd * w`` on every parameter, with this step's lr, before the SGD step."""
+        torch._foreach_mul_(self._all_params, 1.0 - self.learning_rate() * self.decoupled_decay)
+
 
 def make_optimizer(
     optimizer: OptimizerConfig,
@@ -132,19 +193,27 @@ def make_optimizer(
     total_steps: int,
     kernels: list[nn.Parameter],
     biases: list[nn.Parameter],
-) -> KerasStep:
-    """The one factory: optimizer and schedule configs in, a stepper with Keras' semantics out.
+) -> ScheduledStep:
+    """The one factory: optimizer and schedule configs in, a stepper with Keras' semantics out (a user's
+    optimizer: its own semantics, under the same schedule).
 
     Args:
         total_steps: batches in the whole run, over which a cosine schedule decays.
         kernels: conv and dense kernels (they carry the L2 penalty).
         biases: the other trainable parameters.
     """
+    factor = lr_factor(schedule, total_steps)
+    if isinstance(optimizer, UserOptimizerConfig):
+        users = hydra.utils.instantiate(
+            optimizer.torch, params=kernels + biases, lr=optimizer.lr, _convert_="all"
+        )
+        return ScheduledStep(users, factor)
     torch_optimizer = _make_torch_optimizer(optimizer, _param_groups(optimizer, kernels, biases))
     is_adam = isinstance(optimizer, (AdamL2Config, AdamWConfig))
     return KerasStep(
         torch_optimizer,
-        lr_factor(schedule, total_steps),
+        factor,
         epsilon_hat=optimizer.epsilon if is_adam else None,
         beta_2=optimizer.beta_2 if is_adam else 0.0,
+        decoupled_decay=optimizer.weight_decay if isinstance(optimizer, SGDWConfig) else 0.0,
     )

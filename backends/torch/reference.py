@@ -68,6 +68,8 @@ def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     # suite's "negative overhead" instead of what it is, a choice of optimizer kernel.
     if name == "sgd_l2":
         return torch.optim.SGD(params, lr, momentum=0.9, weight_decay=2 * L2, fused=True)
+    if name == "sgdw":  # torch has no SGDW: BareLoop._step decays the weights before this plain SGD step
+        return torch.optim.SGD(params, lr, momentum=0.9, fused=True)
     if name == "adam_l2":
         return torch.optim.Adam(params, lr, weight_decay=2 * L2, fused=True)
     if name == "adamw":
@@ -91,6 +93,7 @@ class BareLoop:
         self.model = _build_model(spec).to(self.device, memory_format=torch.channels_last)
         _load_weights(self.model, weights)
         self.optimizer = _optimizer(optimizer, self.model.parameters(), lr)
+        self.decoupled_decay = lr * WEIGHT_DECAY if optimizer == "sgdw" else 0.0
         self.batch_size, self.bf16 = batch_size, precision == "bf16"
 
     def _step(self, images: np.ndarray, labels: np.ndarray) -> None:
@@ -101,6 +104,9 @@ class BareLoop:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss = F.cross_entropy(self.model(x).float(), y)
         loss.backward()
+        if self.decoupled_decay:
+            with torch.no_grad():
+                torch._foreach_mul_(list(self.model.parameters()), 1 - self.decoupled_decay)
         self.optimizer.step()
         if self.device.type == "cuda":
             loss.item()  # wait for the step, as a loop that logs its loss does; CPU steps are synchronous

@@ -103,10 +103,9 @@ class Trainer(backend.Trainer):
             # float32 logits: the softmax cross-entropy at full precision, like Keras' float32 logits layer.
             return self.model(x).float()
 
-    @torch.no_grad()
     def _penalty(self) -> torch.Tensor:
-        """``l2 * sum(kernel**2)`` of the current weights: reported in the loss, never back-propagated (the
-        optimizer's weight_decay already adds its gradient)."""
+        """``l2 * sum(kernel**2)`` of the current weights, reported in the loss. Differentiable only where
+        gradients are on: train_step turns them off when the optimizer adds the penalty's gradient itself."""
         if self.l2 == 0:
             return torch.zeros((), device=self.device)
         return self.l2 * torch.stack([kernel.square().sum() for kernel in self.kernels]).sum()
@@ -125,17 +124,21 @@ class Trainer(backend.Trainer):
         self.model.train(training)
         self.sums.zero_()
         if not training:
-            self._eval_penalty = self._penalty()  # the weights do not change during evaluation
+            with torch.no_grad():
+                self._eval_penalty = self._penalty()  # the weights do not change during evaluation
 
     def train_step(self, images: np.ndarray, labels: np.ndarray) -> None:
         x, y = self._inputs(images, labels)
-        penalty = self._penalty()  # of the weights this forward pass uses, before the update
+        # Of the weights this forward pass uses, before the update. Back-propagated only for a user's
+        # optimizer: the built-in ones add its gradient as coupled weight_decay (backends/torch/optim.py).
+        with torch.set_grad_enabled(not self.stepper.adds_l2_gradient):
+            penalty = self._penalty()
         logits = self._logits(x)
         ce = F.cross_entropy(logits, y)  # mean, = Keras' SparseCategoricalCrossentropy(from_logits=True)
         self.stepper.optimizer.zero_grad(set_to_none=True)
-        ce.backward()
+        (ce + penalty if penalty.requires_grad else ce).backward()
         self.stepper.step()
-        self.sums += self._sums(ce, penalty, logits, y)
+        self.sums += self._sums(ce, penalty.detach(), logits, y)
 
     @torch.inference_mode()
     def eval_step(self, images: np.ndarray, labels: np.ndarray) -> None:
@@ -166,6 +169,7 @@ class Trainer(backend.Trainer):
             "device": torch.cuda.get_device_name(self.device) if on_gpu else "cpu",
             "threads": torch.get_num_threads(),
             "precision": self.run.train.precision,
+            "optimizer_class": optim.class_path(self.stepper.optimizer),
             "memory_format": "channels_last",
             "deterministic": True,
             "cpu": platform.processor() or platform.machine(),

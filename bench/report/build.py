@@ -17,7 +17,7 @@ from bench.report.flags import arm_flags
 from bench.report.groups import DEFAULT_COMPARE, DEFAULT_GROUP_BY, add_labels, choose_grouping
 from bench.report.heatmap import draw_heatmaps
 from bench.report.load import PathsLike, ReportError, RunTable, as_paths, load_run_table
-from bench.report.parity import backend_parity
+from bench.report.parity import backend_parity, not_at_parity
 from bench.report.plots import family, palette, plot_curves, plot_paired_differences, plot_timing, save_figure
 from bench.report.render import Image, to_html, to_markdown
 from bench.report.sections import ReportData, build_document
@@ -224,6 +224,7 @@ def build_report(
         command=regenerate_command(paths, out, metrics, group_by, compare, options),
         heatmaps=draw_heatmaps(finals, grouping, out),
         parity=backend_parity(table),
+        not_at_parity=not_at_parity(table),
     )
     tables = {
         "runs": table.frame,

@@ -236,16 +236,34 @@ def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
     return {"decision": "undecided", "better": "", "seeds_needed": needed, "reason": reason}
 
 
+#: A stratum with more arms is not compared pair by pair: 7 arms are already 21 pairs, and across the 120
+#: pairs of a 16-cell lr x regularization grid Holm's correction leaves nothing decided. A grid's answer is
+#: its heatmap; a tuned comparison reruns each optimizer's best setting on fresh seeds.
+MAX_ARMS_COMPARED = 6
+
+
+def crowded_strata(finals: pd.DataFrame, strata: Sequence[str]) -> dict[str, int]:
+    """Stratum label → number of arms, for the strata whose completed runs have too many arms to compare."""
+    done = finals[finals["status"] == "completed"]
+    counts = {
+        stratum["stratum"].iloc[0]: stratum["arm"].nunique() for _, stratum in iter_groups(done, strata)
+    }
+    return {label: n for label, n in counts.items() if n > MAX_ARMS_COMPARED}
+
+
 def iter_pairs(
     finals: pd.DataFrame, strata: Sequence[str]
 ) -> Iterator[tuple[dict[str, Any], str, pd.Series, pd.Series]]:
     """Every pair of arms within a stratum, for each comparable metric: (labels, metric, values A, values B).
 
     Only completed runs count; ``labels`` holds the stratum's label and columns and the two arms' names.
+    Strata with more than ``MAX_ARMS_COMPARED`` arms are left out (:func:`crowded_strata` names them).
     """
     done = finals[finals["status"] == "completed"]
     for key, stratum in iter_groups(done, strata):
         arms = dict(list(stratum.groupby("arm")))
+        if len(arms) > MAX_ARMS_COMPARED:
+            continue
         for metric in (m for m in COMPARISON_METRICS if m in stratum):
             for a, b in itertools.combinations(sorted(arms), 2):
                 labels = {"stratum": stratum["stratum"].iloc[0]} | key | {"arm_a": a, "arm_b": b}

@@ -1,14 +1,17 @@
 """Learning rate x regularization heatmaps, in the style of Loshchilov & Hutter (2019), Fig. 2.
 
 When the runs vary the learning rate (``optimizer.lr``) and the regularization strength (``optimizer.l2`` of
-sgd_l2 and adam_l2, ``optimizer.weight_decay`` of adamw) over a full grid, the report gets one heatmap per
-optimizer (and per backend, or any other setting that varies): final val_accuracy averaged over the completed
-seeds of each cell, log-spaced axes, every cell annotated, the best cell framed.
+sgd_l2, adam_l2 and a user's optimizer, ``optimizer.weight_decay`` of sgdw and adamw) over a full grid, the
+report gets one heatmap per optimizer (and per backend, or any other setting that varies): final val_accuracy
+averaged over the completed seeds of each cell, log-spaced axes, every cell annotated, the best cell framed.
+As in the paper, panels are laid out by family (SGD row, Adam row) and regularization (L2 column, decoupled
+column; ``bench.config.LOSHCHILOV_HUTTER_CELLS``), all on one colour scale.
 
 Coupling is about the ridge: the best regularization for each learning rate. If it changes with the learning
 rate, the two are coupled. :func:`coupling_sentence` measures the
 ridge's slope (decades of regularization per decade of learning rate), says in how many columns the optimum
-stands out from seed noise, and compares the optimizers without claiming more than that.
+stands out from seed noise, and compares the L2 and decoupled variant of each family without claiming more
+than that.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import pandas as pd
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
+from bench.config import LOSHCHILOV_HUTTER_CELLS
 from bench.report.groups import Grouping, iter_groups, label
 from bench.report.plots import save_figure
 from bench.report.render import Block, Heading, Image, Paragraph
 
 LR_KEY = "optimizer.lr"
 REG_KEYS = {"optimizer.l2": "L2 factor", "optimizer.weight_decay": "weight decay"}
+#: The figure's columns: coupled L2 penalty, then decoupled weight decay (by the panel's regularization key).
+COLUMNS = {"optimizer.l2": "L2", "optimizer.weight_decay": "decoupled"}
 METRIC = "val_accuracy"
 FIGURE = "heatmap_val_accuracy.png"
 #: Ridge slopes (decades of regularization per decade of lr) that differ by this much count as different.
@@ -44,6 +50,7 @@ class Panel:
 
     arm: str  # the optimizer (with any setting that comes with it), as the report labels arms
     stratum: str  # the other settings (e.g. the backend): ridges are compared within one stratum
+    optimizer: str  # optimizer.name: places the panel in the figure's family rows
     reg_key: str
     lrs: list[float]
     regs: list[float]
@@ -51,6 +58,16 @@ class Panel:
     n: np.ndarray  # completed runs per cell
     n_diverged: np.ndarray
     sd: float  # pooled sd across seeds within cells; NaN when no cell has two completed seeds
+
+    @property
+    def family(self) -> str:
+        """The figure's row: SGD or Adam for the built-in optimizers, the optimizer's own name otherwise."""
+        return LOSHCHILOV_HUTTER_CELLS.get(self.optimizer, (self.optimizer, None))[0]
+
+    @property
+    def column(self) -> str:
+        """The figure's column: L2 or decoupled, from the regularization the grid varies."""
+        return COLUMNS[self.reg_key]
 
     @property
     def best(self) -> tuple[int, int] | None:
@@ -106,7 +123,8 @@ def _panel(runs: pd.DataFrame, reg_key: str, arm: str, stratum: str) -> Panel | 
         n[i, j], n_diverged[i, j] = len(done), int((cell["status"] == "diverged").sum())
         done_scores.append(done)
     sd = _pooled_sd(done_scores)
-    return Panel(arm, stratum, reg_key, lrs, regs, mean, n, n_diverged, sd)
+    optimizer = str(runs["optimizer"].iloc[0])
+    return Panel(arm, stratum, optimizer, reg_key, lrs, regs, mean, n, n_diverged, sd)
 
 
 def find_panels(finals: pd.DataFrame, grouping: Grouping) -> list[Panel]:
@@ -181,23 +199,38 @@ def describe_ridge(panel: Panel, line: Ridge) -> str:
     )
 
 
-def _verdict(ridges: list[tuple[Panel, Ridge]]) -> str:
-    """Whether the optimizers of one stratum differ in how their optimum moves with the learning rate."""
-    names = " and ".join(panel.arm for panel, _ in ridges)
-    unresolved = [panel.arm for panel, line in ridges if line.n_resolved < 2]
+def _family_verdict(family: str, coupled: tuple[Panel, Ridge], decoupled: tuple[Panel, Ridge]) -> str:
+    """Whether the decoupled variant's optimum moves less with the learning rate than the L2 variant's."""
+    (l2_panel, l2_line), (wd_panel, wd_line) = coupled, decoupled
+    names = f"{l2_panel.arm} and {wd_panel.arm}"
+    unresolved = [panel.arm for panel, line in (coupled, decoupled) if line.n_resolved < 2]
     if unresolved:
         reason = f"the optimum is resolved in fewer than 2 columns for {', '.join(unresolved)}"
-        return f"No clear difference in coupling between {names}: {reason}."
-    slopes = {panel.arm: line.slope for panel, line in ridges}
-    spread = max(slopes.values()) - min(slopes.values())
-    listed = ", ".join(f"{name} {_signed(slope)}" for name, slope in slopes.items())
-    if spread < CLEAR_SLOPE_DIFFERENCE:
-        return f"No clear difference in coupling between {names}: their ridge slopes are close ({listed})."
-    return f"The optimal regularization moves differently with the learning rate for {names} ({listed})."
+        return f"{family}: no clear difference in coupling between {names} ({reason})."
+    slopes = f"ridge slopes {l2_panel.arm} {_signed(l2_line.slope)}, {wd_panel.arm} {_signed(wd_line.slope)}"
+    less = abs(l2_line.slope) - abs(wd_line.slope)
+    if less >= CLEAR_SLOPE_DIFFERENCE:
+        return f"{family}: the best regularization moves less with the learning rate for {wd_panel.arm} ({slopes})."
+    if -less >= CLEAR_SLOPE_DIFFERENCE:
+        return f"{family}: the best regularization moves more with the learning rate for {wd_panel.arm} ({slopes})."
+    return f"{family}: no clear difference in coupling between {names} ({slopes})."
+
+
+def _pairs(ridges: list[tuple[Panel, Ridge]]) -> list[tuple[str, tuple[Panel, Ridge], tuple[Panel, Ridge]]]:
+    """(family, L2 panel, decoupled panel) for each family of the stratum that has exactly one of each."""
+    pairs = []
+    for family in dict.fromkeys(panel.family for panel, _ in ridges):
+        members = {
+            column: [r for r in ridges if r[0].family == family and r[0].column == column]
+            for column in ("L2", "decoupled")
+        }
+        if len(members["L2"]) == 1 and len(members["decoupled"]) == 1:
+            pairs.append((family, members["L2"][0], members["decoupled"][0]))
+    return pairs
 
 
 def coupling_sentence(panels: list[Panel]) -> str:
-    """The ridge of each panel in words, then a verdict per stratum with more than one optimizer."""
+    """The ridge of each panel in words, then, per family with an L2 and a decoupled variant, a verdict."""
     sentences = []
     for stratum in dict.fromkeys(panel.stratum for panel in panels):
         ridges = [(panel, ridge(panel)) for panel in panels if panel.stratum == stratum]
@@ -207,8 +240,7 @@ def coupling_sentence(panels: list[Panel]) -> str:
         where = f"On {stratum}, the" if stratum else "The"
         described = "; ".join(describe_ridge(panel, line) for panel, line in ridges)
         sentences.append(f"{where} best regularization per learning rate (the ridge): {described}.")
-        if len(ridges) > 1:
-            sentences.append(_verdict(ridges))
+        sentences += [_family_verdict(*pair) for pair in _pairs(ridges)]
     return " ".join(sentences) or "No run of the grid completed, so there is no ridge to describe."
 
 
@@ -219,11 +251,13 @@ EXPLANATION = (
     "of the mean); `div` all diverged; — none completed. If regularization and learning rate are coupled, the "
     "ridge moves with the learning rate: slope -1 (decades of regularization per decade of lr) means only "
     "their product matters, slope 0 that the best regularization does not depend on the learning rate. "
-    "Keras' and PyTorch's AdamW decay `w <- w - lr * wd * w`, so wd is tied to lr by construction, unlike the "
-    "paper's AdamW, whose decay follows only the schedule. A column's optimum counts as resolved when it "
-    f"beats the column's runner-up by more than {RESOLVED_SE:g} standard errors of the difference (seed sd "
-    "pooled over cells); two ridges are compared only when each is resolved in at least 2 columns, and differ "
-    f"clearly when their slopes differ by {CLEAR_SLOPE_DIFFERENCE:g} or more. File: `heatmap.csv`."
+    "Keras' SGD(weight_decay) and AdamW (and flowerbench's torch sgdw and adamw) decay `w <- w - lr * wd * w`, "
+    "so wd is tied to lr by construction, unlike the paper's SGDW and AdamW, whose decay follows only the "
+    "schedule. A column's optimum counts as resolved when it beats the column's runner-up by more than "
+    f"{RESOLVED_SE:g} standard errors of the difference (seed sd pooled over cells). Within a family (SGD, "
+    "Adam) the L2 and the decoupled variant are compared only when each ridge is resolved in at least 2 "
+    "columns; the decoupled one is less coupled when its slope is closer to 0 by "
+    f"{CLEAR_SLOPE_DIFFERENCE:g} or more. File: `heatmap.csv`."
 )
 
 
@@ -265,20 +299,42 @@ def _seeds_text(panels: list[Panel]) -> str:
     return f"mean of {span} seed{'s' if counts[-1] > 1 else ''} per cell"
 
 
+def layout(panels: list[Panel]) -> tuple[list[tuple[str, str, int]], list[str], list[tuple[int, int]]]:
+    """Where each panel goes, as in Loshchilov & Hutter's Fig. 2: rows (stratum, family, k) with SGD before
+    Adam, columns L2 before decoupled (only those some panel uses), and each panel's (row, column). The k-th
+    panel of one stratum, family and column (two arms of one optimizer) gets a row of its own."""
+    families = list(dict.fromkeys(family for family, _ in LOSHCHILOV_HUTTER_CELLS.values()))
+    strata = list(dict.fromkeys(panel.stratum for panel in panels))
+    columns = [column for column in COLUMNS.values() if any(panel.column == column for panel in panels)]
+    seen: dict[tuple[str, str, str], int] = {}
+    keys = []
+    for panel in panels:
+        slot = (panel.stratum, panel.family, panel.column)
+        seen[slot] = seen.get(slot, -1) + 1
+        keys.append((panel.stratum, panel.family, seen[slot]))
+    rows = sorted(
+        dict.fromkeys(keys),
+        key=lambda r: (strata.index(r[0]), families.index(r[1]) if r[1] in families else len(families), r[2]),
+    )
+    places = [(rows.index(key), columns.index(panel.column)) for key, panel in zip(keys, panels, strict=True)]
+    return rows, columns, places
+
+
 def plot_heatmaps(panels: list[Panel], path: Path) -> Path:
-    """All panels side by side (3 per row) on one colour scale, so that cells compare across panels."""
+    """One panel per optimizer, SGD row over Adam row, L2 column beside decoupled column, on one colour scale
+    so that cells compare across panels."""
     means = np.concatenate([100 * panel.mean.ravel() for panel in panels])
     limits = (np.nanmin(means), np.nanmax(means)) if not np.isnan(means).all() else (0.0, 100.0)
-    columns = min(len(panels), 3)
-    rows = math.ceil(len(panels) / columns)
-    size = (3.9 * columns + 1.2, 3.5 * rows)
-    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False, layout="constrained")
+    rows, columns, places = layout(panels)
+    size = (3.9 * len(columns) + 1.2, 3.5 * len(rows))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=size, squeeze=False, layout="constrained")
     several_strata = len({panel.stratum for panel in panels}) > 1
-    for ax, panel in zip(axes.flat, panels, strict=False):
+    for panel, place in zip(panels, places, strict=True):
         title = f"{panel.stratum}, {panel.arm}" if several_strata else panel.arm
-        image = _draw_panel(ax, panel, limits, title)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
+        image = _draw_panel(axes[place], panel, limits, title)
+    for place, ax in np.ndenumerate(axes):
+        if place not in places:
+            ax.axis("off")
     fig.colorbar(image, ax=axes, label="final val_accuracy (%)", shrink=0.9)
     fig.suptitle(f"Final val_accuracy (%), {_seeds_text(panels)}", fontsize=11)
     return save_figure(fig, path)
@@ -319,6 +375,8 @@ def draw_heatmaps(finals: pd.DataFrame, grouping: Grouping, out_dir: Path) -> He
     panels = find_panels(finals, grouping)
     if not panels:
         return None
+    places = layout(panels)[2]
+    panels = [panel for _, panel in sorted(zip(places, panels, strict=True), key=lambda pair: pair[0])]
     plot_heatmaps(panels, out_dir / FIGURE)
     caption = "Final val_accuracy over learning rate x regularization; see the text above for the marks."
     blocks: list[Block] = [Heading("Learning rate x regularization"), Paragraph(EXPLANATION)]

@@ -34,7 +34,9 @@ from bench.results import (
 #: columns, even when no epoch finished, and lead the metric columns.
 CONTRACT_METRICS = (*FINAL_METRICS, "epoch_time_s", "train_images_per_s")
 #: Per-run facts copied from result.json onto every epoch row of the run.
-RUN_INFO_COLUMNS = ("epochs_planned", "diverged_epoch", "wall_time_s", "error", "num_classes")
+RUN_INFO_COLUMNS = (
+    "epochs_planned", "diverged_epoch", "wall_time_s", "error", "num_classes", "backend_parity",
+)  # fmt: skip
 #: Columns that say which run a row belongs to.
 ID_COLUMNS = ("run_dir", "status", "backend", "optimizer", "seed")
 #: Config keys that get their own short column; they are not repeated under their dotted name.
@@ -178,6 +180,7 @@ def run_rows(run: Run, settings: list[str]) -> list[dict[str, Any]]:
     info = {key: run.result.get(key) for key in RUN_INFO_COLUMNS}
     info["epochs_planned"] = run.result.get("epochs_planned", run.config.get("train.epochs"))
     info["num_classes"] = (run.result.get("data") or {}).get("num_classes")  # for the chance level
+    info["backend_parity"] = run.result.get("backend_parity", True)  # False: a user's optimizer
     epochs = run.epochs or [{"epoch": None}]
     return [head | epoch | info for epoch in epochs]
 

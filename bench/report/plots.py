@@ -7,6 +7,8 @@ returns a matplotlib Figure; :func:`save_figure` writes it as a PNG and closes i
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
@@ -70,6 +72,23 @@ def _facets(data: pd.DataFrame) -> dict[str, Any]:
     return {"col": "stratum", "col_wrap": min(len(strata), 3)}
 
 
+#: A legend taller than this many entries wraps into more columns, so that it fits beside the axes (a grid's
+#: 64 arms in one column are taller than any figure, and tight_layout gives up).
+LEGEND_ROWS = 20
+
+
+def legend_columns(n_entries: int) -> int:
+    return max(1, math.ceil(n_entries / LEGEND_ROWS))
+
+
+def tight_layout(fig: plt.Figure) -> None:
+    """``fig.tight_layout()``, quiet when a wide legend outside the axes leaves it no room: it then keeps the
+    layout as it is, and ``save_figure``'s ``bbox_inches="tight"`` still puts the whole legend in the PNG."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
+
+
 def plot_curves(frame: pd.DataFrame, metrics: Sequence[str], colors: dict, hue_title: str) -> plt.Figure:
     """Seed-averaged learning curves of one metric family, mean line and 95 % t-interval band.
 
@@ -110,6 +129,10 @@ def plot_curves(frame: pd.DataFrame, metrics: Sequence[str], colors: dict, hue_t
         ax.grid(alpha=0.3)
     for text in grid.legend.texts:  # seaborn titles the hue entries with the column name, "arm"
         text.set_text({"arm": hue_title}.get(text.get_text(), text.get_text()))
+    if len(grid.legend.texts) > LEGEND_ROWS:
+        sns.move_legend(
+            grid, "upper left", bbox_to_anchor=(1.0, 1.0), ncol=legend_columns(len(grid.legend.texts))
+        )
     grid.figure.suptitle(f"{name} per epoch ({_band_text(frame)})", y=1.03)
     grid.tight_layout()  # FacetGrid's own layout keeps room for the legend outside the axes
     return grid.figure
@@ -143,9 +166,16 @@ def plot_timing(frame: pd.DataFrame, colors: dict, hue_title: str) -> plt.Figure
     ax.set(xlabel="", ylabel=AXIS_LABELS["train_images_per_s"])
     title = "Training throughput\nmedian; error bars span the IQR over runs x epochs, epoch 1 excluded"
     ax.set_title(title, fontsize=10)
-    ax.legend(title=hue_title, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    n_entries = len(ax.get_legend_handles_labels()[0])
+    ax.legend(
+        title=hue_title,
+        frameon=False,
+        bbox_to_anchor=(1.01, 1),
+        loc="upper left",
+        ncol=legend_columns(n_entries),
+    )
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 
@@ -178,7 +208,7 @@ def plot_paired_differences(differences: pd.DataFrame, comparisons: pd.DataFrame
     better = "right: A higher" if "accuracy" in metric else "left: A lower"
     fig.supxlabel(f"final {metric}, A − B ({unit}; {better})", fontsize=9)
     fig.suptitle(f"Paired differences per seed: {metric}", fontsize=10)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.experiment import EXPERIMENT_KEYS
-from bench.report.compare import MIN_SEEDS_BOOTSTRAP
+from bench.report.compare import MAX_ARMS_COMPARED, MIN_SEEDS_BOOTSTRAP, crowded_strata
 from bench.report.flags import CHANCE_MARGIN, CLIMB_EPOCHS
 from bench.report.groups import Grouping, format_value, label
 from bench.report.heatmap import Heatmaps
@@ -45,6 +45,7 @@ class ReportData:
     command: str
     heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
     parity: pd.DataFrame | None = None  # only when some experiment ran on both backends
+    not_at_parity: list[str] = field(default_factory=list)  # user's optimizers in the runs (parity.py)
 
 
 def fmt_p(p: float) -> str:
@@ -153,9 +154,10 @@ def verdict(data: ReportData) -> list[Block]:
     if not done.any():
         text = "No run has completed yet, so there is nothing to compare; see the runs not averaged below."
         return [*blocks, Paragraph(text)]
+    crowded = crowded_strata(data.finals, data.grouping.strata)
     if data.comparisons.empty:
         text = f"Each stratum has completed runs of a single {data.grouping.compare}: nothing to compare."
-        return [*blocks, Paragraph(text + _excluded(done))]
+        return [*blocks, Paragraph(_crowded_sentence(crowded) if crowded else text + _excluded(done))]
     margins = data.comparisons.groupby("metric")["margin"].first()
     method = (
         "Final-epoch values of completed runs. A seed fixes the initial weights and the batch order, so arms "
@@ -169,7 +171,19 @@ def verdict(data: ReportData) -> list[Block]:
     blocks.append(Paragraph(method + _excluded(done)))
     for stratum, tests in data.comparisons.groupby("stratum", sort=False):
         blocks.append(_stratum_verdict(stratum, tests, data.flags[data.flags["stratum"] == stratum]))
+    if crowded:
+        blocks.append(Paragraph(_crowded_sentence(crowded)))
     return blocks
+
+
+def _crowded_sentence(crowded: dict[str, int]) -> str:
+    listed = ", ".join(f"{name or 'all runs'} ({n} arms)" for name, n in crowded.items())
+    return (
+        f"Not compared pair by pair: {listed}. Beyond {MAX_ARMS_COMPARED} arms (such as the cells of an lr x "
+        "regularization grid) the pairs are too many for a verdict: Holm's correction across them leaves "
+        "nothing decided, and picking the best cells from the same runs would flatter them. A grid's answer is "
+        "the heatmap section; to compare a few settings, run (or report) just those."
+    )
 
 
 def _excluded(done: pd.Series) -> str:
@@ -352,9 +366,21 @@ def heatmap_section(data: ReportData) -> list[Block]:
     return data.heatmaps.blocks if data.heatmaps else []
 
 
+def _not_at_parity_note(data: ReportData) -> list[Block]:
+    if not data.not_at_parity:
+        return []
+    text = (
+        f"Not at parity by design: {', '.join(data.not_at_parity)} (a user's optimizer: each backend runs "
+        "its own framework's class, so runs on keras and torch are different experiments; result.json says "
+        "`backend_parity: false`). Compare such an optimizer within one backend."
+    )
+    return [Paragraph(text)]
+
+
 def parity_section(data: ReportData) -> list[Block]:
     if data.parity is None or data.parity.empty:
-        return []
+        note = _not_at_parity_note(data)
+        return [Heading("Backend parity"), *note] if note else []
     keys = [column for column in data.parity.columns if column not in (*PARITY_COLUMNS, "dropout")]
     by_optimizer = data.parity.groupby("optimizer")
     # Hyperparameters that come with the optimizer (beta_1 is unset for SGD) would only repeat the optimizer's
@@ -377,7 +403,7 @@ def parity_section(data: ReportData) -> list[Block]:
         "dropout > 0 each framework draws its own masks, and only seed averages are comparable. "
         "File: `parity.csv`."
     )
-    return [Heading("Backend parity"), Paragraph(text), Table(header, rows)]
+    return [Heading("Backend parity"), Paragraph(text), Table(header, rows), *_not_at_parity_note(data)]
 
 
 def _timing_cells(row: pd.Series, grouping: Grouping) -> list[str]:

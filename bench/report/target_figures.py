@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from bench.report.plots import legend_columns, tight_layout
 from bench.report.target import kaplan_meier
 
 REACHED_MARKER = {"marker": "o", "s": 28, "zorder": 3}
@@ -66,9 +67,9 @@ def plot_time_to_target(times: pd.DataFrame, summary: pd.DataFrame, colors: dict
         The figure, not saved.
     """
     strata = sorted(times["stratum"].unique()) or [""]
-    fig, axes = plt.subplots(
-        1, len(strata), figsize=(3.0 + 4.5 * len(strata), 3.8), sharey=True, squeeze=False
-    )
+    columns = legend_columns(times["arm"].nunique() + len(_marker_handles()))
+    width = 3.0 + 4.5 * len(strata) + 2.5 * (columns - 1)  # room for a legend wrapped into columns
+    fig, axes = plt.subplots(1, len(strata), figsize=(width, 3.8), sharey=True, squeeze=False)
     for ax, stratum in zip(axes.flat, strata, strict=True):
         runs = times[times["stratum"] == stratum]
         for arm, arm_runs in runs.groupby("arm", sort=True):
@@ -79,9 +80,15 @@ def plot_time_to_target(times: pd.DataFrame, summary: pd.DataFrame, colors: dict
         ax.grid(alpha=0.3)
     axes.flat[0].set_ylabel("fraction of runs at target\n(1 − Kaplan-Meier survival)")
     handles = axes.flat[-1].get_legend_handles_labels()[0] + _marker_handles()
-    axes.flat[-1].legend(handles=handles, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    axes.flat[-1].legend(
+        handles=handles,
+        frameon=False,
+        bbox_to_anchor=(1.01, 1),
+        loc="upper left",
+        ncol=legend_columns(len(handles)),
+    )
     fig.suptitle("Time to target val_accuracy (dotted: half of the runs)", fontsize=11)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 
@@ -116,5 +123,5 @@ def plot_performance_profile(profile: pd.DataFrame, colors: dict) -> Figure:
     ax.grid(alpha=0.3, which="both")
     if not profile.empty:
         ax.legend(frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
