@@ -3,7 +3,7 @@
 Schemas hold types and checks; values live in the YAML. The schema of a group with options in
 ``conf/<group>/*.yaml`` (backend, optimizer, dataset, model, schedule) has no defaults: its fields are
 ``MISSING`` and every option's YAML gives them all (:func:`load_option` builds one option outside Hydra).
-Sections without a YAML group (train, throughput, report) keep their defaults here.
+Sections without a YAML group (train, throughput, report, protocol) keep their defaults here.
 
 OmegaConf checks types when Hydra composes the config (``optimizer.lr=abc`` fails there). Ranges are checked
 by the dataclasses' ``__post_init__``, which runs when :func:`validate` turns the composed config into objects.
@@ -196,6 +196,7 @@ class DatasetConfig:
     image_size: int = MISSING
     max_per_class: Optional[int] = MISSING  # null = every photo
     val_fraction: float = MISSING
+    test_fraction: float = MISSING  # 0: the seed blog's two-way split; > 0: a held-out test split as well
     split_seed: int = MISSING
 
     def __post_init__(self) -> None:
@@ -210,6 +211,11 @@ class DatasetConfig:
         )
         _require(
             0 < self.val_fraction < 1, f"dataset.val_fraction must be in (0, 1), got {self.val_fraction}"
+        )
+        _require(
+            0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
+            f"dataset.test_fraction must be in [0, 1) and leave photos to train on with val_fraction="
+            f"{self.val_fraction}, got {self.test_fraction}",
         )
 
 
@@ -326,6 +332,43 @@ class ReportConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    """``experiment=fair_comparison`` (bench/protocol.py): tune every optimizer on the same budget, then confirm
+    the best settings on fresh seeds, in rounds, until every pair is decided. Read by the sweeper, never by a
+    run (bench/experiment.py counts it as an option, like report.*)."""
+
+    budget: int = 16  # random-search trials per optimizer, the same number for each
+    tuning_seeds: list[int] = field(default_factory=lambda: [0])  # the seeds every trial runs on
+    seeds_per_round: int = 3  # confirmation seeds added per round, the same for every optimizer (paired)
+    max_seeds: int = 9  # confirmation seeds at most, per optimizer
+    first_confirmation_seed: int = 1000  # fresh seeds: 1000, 1001, ... (never a tuning seed)
+    sampler_seed: int = 0  # the random search's draws: the same for every optimizer, and on a rerun
+    # optimizer -> field -> [low, high], sampled log-uniformly; the defaults are in conf/experiment/
+    spaces: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
+        _require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
+        _require(
+            self.seeds_per_round >= 2, f"protocol.seeds_per_round must be >= 2, got {self.seeds_per_round}"
+        )
+        _require(
+            self.max_seeds >= self.seeds_per_round,
+            f"protocol.max_seeds must be >= seeds_per_round ({self.seeds_per_round}), got {self.max_seeds}",
+        )
+        _require(
+            self.first_confirmation_seed > max(self.tuning_seeds),
+            "protocol.first_confirmation_seed must be above every tuning seed (confirmation seeds are fresh)",
+        )
+        for name, space in self.spaces.items():
+            for key, bounds in space.items():
+                _require(
+                    len(bounds) == 2 and 0 < bounds[0] <= bounds[1],
+                    f"protocol.spaces.{name}.{key} must be [low, high] with 0 < low <= high, got {bounds}",
+                )
+
+
+@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -339,6 +382,7 @@ class RunConfig:
     force: bool = False  # rerun a job even when its result.json says it already finished with these settings
     report: ReportConfig = field(default_factory=ReportConfig)
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")

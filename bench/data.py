@@ -8,7 +8,10 @@ training without decoding a JPEG.
 
 Split: folder photos are put in a fixed permutation (``split_seed``, independent of the run seed) and the seed's
 ``train[:80%]`` / ``train[80%:]`` is taken over it; tfds records keep tfds' own published order, which is what
-``train[:80%]`` means there. Every run of every seed and backend validates on the same photos.
+``train[:80%]`` means there. Every run of every seed and backend validates on the same photos. With
+``test_fraction > 0`` the last ``test_fraction`` of that order is held out as a test split, the validation split
+comes just before it, and training keeps the rest (``val_fraction=0.15 test_fraction=0.15``: 70/15/15); with
+the default 0 the split is the two-way one above, photo for photo.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class FlowerData:
     class_names: list[str]
     source: str
     skipped_files: int = 0
+    test_images: np.ndarray | None = None  # None without a test split (dataset.test_fraction = 0)
+    test_labels: np.ndarray | None = None
 
     @property
     def image_size(self) -> int:
@@ -160,9 +165,11 @@ def check_decoded_size(n_photos: int, cfg: DatasetConfig) -> None:
 # ---------------------------------------------------------------------------------------------- sources
 
 
-def _split_sizes(n: int, val_fraction: float) -> int:
-    """Number of training photos: the seed's ``train[:80%]``."""
-    return n - int(round(n * val_fraction))
+def split_bounds(n: int, val_fraction: float, test_fraction: float = 0.0) -> tuple[int, int]:
+    """Where training ends and where the test split starts: ``[:train_end]`` trains, ``[train_end:test_start]``
+    validates, ``[test_start:]`` tests (empty when ``test_fraction`` is 0, the seed's ``train[:80%]``)."""
+    test_start = n - int(round(n * test_fraction))
+    return test_start - int(round(n * val_fraction)), test_start
 
 
 def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray, list[str]]:
@@ -367,13 +374,16 @@ def load_flowers(cfg: DatasetConfig) -> FlowerData:
         cache.save(cached, {"class_names": class_names, "skipped_files": skipped})
         cached["meta"] = {"class_names": class_names, "skipped_files": skipped}
     images, labels, meta = cached["images"], cached["labels"], cached["meta"]
-    n_train = _split_sizes(len(labels), cfg.val_fraction)
+    train_end, test_start = split_bounds(len(labels), cfg.val_fraction, cfg.test_fraction)
+    has_test = test_start < len(labels)
     return FlowerData(
-        train_images=images[:n_train],
-        train_labels=labels[:n_train],
-        val_images=images[n_train:],
-        val_labels=labels[n_train:],
+        train_images=images[:train_end],
+        train_labels=labels[:train_end],
+        val_images=images[train_end:test_start],
+        val_labels=labels[train_end:test_start],
         class_names=list(meta["class_names"]),
         source=source,
         skipped_files=int(meta.get("skipped_files", 0)),
+        test_images=images[test_start:] if has_test else None,
+        test_labels=labels[test_start:] if has_test else None,
     )

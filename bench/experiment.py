@@ -9,7 +9,8 @@ A config key (dotted, as ``optimizer.lr``) has one of four roles:
   Moving the photos or the cache changes no result.
 - **speed**: changes how fast a run goes, not its results (``backend.threads``): the report groups its timing
   by it, nothing else does.
-- **option**: not part of any run (``force``, ``report.*``, ``throughput.*``): how to rerun, report or time.
+- **option**: not part of any run (``force``, ``report.*``, ``throughput.*``, ``protocol.*``): how to rerun,
+  report, time or run a protocol of runs.
 
 Locations and options are also left out of job directory names (conf/config.yaml's
 ``hydra.job.config.override_dirname.exclude_keys``, which tests/test_experiment_keys.py checks against
@@ -46,7 +47,7 @@ class ExperimentKeys:
 
     locations: tuple[str, ...] = ("dataset.path", "dataset.data_dir", "dataset.cache_dir")
     speed: tuple[str, ...] = ("backend.threads",)
-    options: tuple[str, ...] = ("force", "report", "throughput")
+    options: tuple[str, ...] = ("force", "report", "throughput", "protocol")
 
     def role(self, key: str) -> Role:
         """The role of a dotted config key (an override's key may carry Hydra's ``+``, ``++`` or ``~``)."""

@@ -34,6 +34,9 @@ COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"  # result.json's
 FINISHED_STATUSES = (COMPLETED, DIVERGED)  # a rerun of the sweep skips these (failed runs are retried)
 #: The metrics of an epoch that result.json's ``final`` repeats for the last epoch.
 FINAL_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
+#: The held-out test split's metrics (dataset.test_fraction > 0 only): evaluated once, after the last epoch,
+#: on that epoch's metrics.jsonl line and in result.json's ``final``; absent without a test split.
+TEST_METRICS = ("test_loss", "test_accuracy", "test_ce_loss")
 #: result.json's ``best``: the best val_accuracy and the lowest val_loss, each with its epoch.
 BEST_KEYS = ("val_accuracy", "val_accuracy_epoch", "val_loss", "val_loss_epoch")
 
@@ -57,6 +60,14 @@ class EpochRecord:
     step_images_per_s_median: float
     train_images: int
     steps: int
+    test_loss: float | None = None  # TEST_METRICS: the last epoch of a run with a test split only
+    test_accuracy: float | None = None
+    test_ce_loss: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics.jsonl line: the test metrics only where they were measured."""
+        row = dataclasses.asdict(self)
+        return {key: value for key, value in row.items() if key not in TEST_METRICS or value is not None}
 
     def diverged(self) -> bool:
         """A non-finite training or validation loss: the run stops here."""
@@ -72,6 +83,7 @@ class DataInfo:
     val_images: int
     num_classes: int  # the report's chance level is 1 / num_classes
     skipped_files: int  # photos that could not be decoded (README, "The photos")
+    test_images: int = 0  # the held-out test split (dataset.test_fraction > 0)
 
 
 @dataclass
@@ -112,6 +124,8 @@ def summarize(history: list[EpochRecord]) -> dict[str, Any]:
     """The :class:`RunResult` fields that follow from the finished epochs: their number, the final and best
     metrics, and the median training throughput."""
     final = {key: getattr(history[-1], key) if history else None for key in FINAL_METRICS}
+    if history and history[-1].test_accuracy is not None:
+        final |= {key: getattr(history[-1], key) for key in TEST_METRICS}
     finite = [row for row in history if math.isfinite(row.val_accuracy) and math.isfinite(row.val_loss)]
     best: dict[str, Any] = dict.fromkeys(BEST_KEYS)
     if finite:
@@ -172,7 +186,7 @@ class MetricsWriter:
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
 
     def append(self, record: EpochRecord) -> None:
-        self._file.write(json.dumps(dataclasses.asdict(record)) + "\n")
+        self._file.write(json.dumps(record.to_dict()) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 

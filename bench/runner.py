@@ -69,6 +69,12 @@ def _epoch(
     train_time = time.perf_counter() - started
     val = trainer.evaluate(data_lib.iterate_batches(data.val_images, data.val_labels, run.train.batch_size))
     epoch_time = time.perf_counter() - started
+    test = {}
+    if data.test_labels is not None and epoch == run.train.epochs:  # held out: evaluated once, at the end
+        metrics = trainer.evaluate(
+            data_lib.iterate_batches(data.test_images, data.test_labels, run.train.batch_size)
+        )
+        test = {"test_loss": metrics.loss, "test_accuracy": metrics.accuracy, "test_ce_loss": metrics.ce_loss}
     return results.EpochRecord(
         epoch=epoch,
         loss=train.loss,
@@ -85,6 +91,7 @@ def _epoch(
         step_images_per_s_median=steps.stats().images_per_s,
         train_images=train.images,
         steps=data_lib.steps_per_epoch(train.images, run.train.batch_size),
+        **test,
     )
 
 
@@ -149,6 +156,7 @@ def _train(run: RunConfig, run_dir: Path) -> TrainOutcome:
             val_images=len(data.val_labels),
             num_classes=len(data.class_names),
             skipped_files=data.skipped_files,
+            test_images=0 if data.test_labels is None else len(data.test_labels),
         )
         trainer = _trainer(run, data)
         environment = results.environment(trainer.environment())

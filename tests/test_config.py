@@ -37,6 +37,7 @@ SEED_BLOG_CONFIG = {
         "image_size": 180,
         "max_per_class": None,
         "val_fraction": 0.2,
+        "test_fraction": 0.0,
         "split_seed": 123,
     },
     "model": {"filters": [64, 64], "kernel_size": 3, "dense_units": 128, "dropout": 0.2},
@@ -46,6 +47,15 @@ SEED_BLOG_CONFIG = {
     "force": False,
     "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},
     "throughput": {"warmup_steps": 3, "timed_steps": 10, "matmul_size": 2048},
+    "protocol": {
+        "budget": 16,
+        "tuning_seeds": [0],
+        "seeds_per_round": 3,
+        "max_seeds": 9,
+        "first_confirmation_seed": 1000,
+        "sampler_seed": 0,
+        "spaces": {},
+    },  # fmt: skip
 }
 
 
@@ -268,7 +278,7 @@ def test_cli_help_lists_groups_and_cfg_job_prints_config(tmp_path):
     for group in (
         "backend: keras, torch",
         "optimizer: adam_l2, adamw, lion, nadam, rmsprop, sgd_l2, sgdw",
-        "experiment: lr_wd_grid, quick, seed_blog",
+        "experiment: fair_comparison, lr_wd_grid, quick, seed_blog",
     ):
         assert group in help_text
     job = run_cli("--cfg", "job", "optimizer=adamw", cwd=tmp_path)

@@ -49,6 +49,21 @@ def test_split_is_fixed_by_split_seed_and_max_per_class_takes_first_photos(tiny_
     assert len(small.train_labels) + len(small.val_labels) == 10
 
 
+def test_a_test_split_is_held_out_and_the_default_split_is_unchanged(tiny_photos, cache_dir):
+    two_way = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
+    assert two_way.test_images is None and two_way.test_labels is None
+    three_way = data_lib.load_flowers(
+        folder_config(tiny_photos, cache_dir, val_fraction=0.2, test_fraction=0.2)
+    )
+    sizes = [len(three_way.train_labels), len(three_way.val_labels), len(three_way.test_labels)]
+    assert sizes == [18, 6, 6]
+    # the same fixed order, cut in three: train, then validation, then test (disjoint, every photo once)
+    every = np.concatenate([three_way.train_images, three_way.val_images, three_way.test_images])
+    np.testing.assert_array_equal(every, np.concatenate([two_way.train_images, two_way.val_images]))
+    with pytest.raises(ConfigError, match="test_fraction"):
+        folder_config(tiny_photos, cache_dir, val_fraction=0.5, test_fraction=0.5)
+
+
 def test_second_load_reads_the_cache_without_decoding(tiny_photos, cache_dir, monkeypatch):
     first = data_lib.load_flowers(folder_config(tiny_photos, cache_dir))
 

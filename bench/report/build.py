@@ -12,6 +12,7 @@ import pandas as pd
 from bench.config import ReportConfig
 from bench.errors import ConfigError
 from bench.io import atomic_write_text
+from bench.report import protocol_section
 from bench.report.compare import compare_arms, seed_differences
 from bench.report.flags import arm_flags
 from bench.report.groups import DEFAULT_COMPARE, DEFAULT_GROUP_BY, add_labels, choose_grouping
@@ -206,6 +207,10 @@ def build_report(
     times = time_to_target(frame, options.target)
     targets = target_summary(times)
     profile = performance_profile(targets)
+    protocol_record = protocol_section.load_record(paths)
+    protocol_blocks, protocol_tables = (
+        protocol_section.blocks(protocol_record, out) if protocol_record else ([], {})
+    )
     data = ReportData(
         paths=paths,
         table=table,
@@ -225,6 +230,7 @@ def build_report(
         heatmaps=draw_heatmaps(finals, grouping, out),
         parity=backend_parity(table),
         not_at_parity=not_at_parity(table),
+        protocol=protocol_blocks,
     )
     tables = {
         "runs": table.frame,
@@ -242,6 +248,7 @@ def build_report(
         tables["heatmap"] = data.heatmaps.cells
     if not data.parity.empty:
         tables["parity"] = data.parity
+    tables |= protocol_tables
     write_tables(out, tables)
     blocks = build_document(data)
     atomic_write_text(out / "report.md", to_markdown(blocks))

@@ -204,10 +204,11 @@ def holm(p_values: pd.Series) -> pd.Series:
     return adjusted
 
 
-def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
+def decide(row: Mapping[str, Any], n_tests: int = 1, alpha: float = ALPHA) -> dict[str, Any]:
     """better (which arm) / equivalent / undecided, the reason in words, and seeds needed when undecided.
 
-    ``n_tests`` is the number of pairs Holm corrects over, for the seeds-needed estimate.
+    ``n_tests`` is the number of pairs Holm corrects over, for the seeds-needed estimate; ``alpha`` the level
+    the (Holm-adjusted) p-values must pass: ALPHA, or less where a protocol looks at its data more than once.
     """
     metric, margin = row["metric"], row["margin"]
     if row["test"] == "none" or row["sd_diff"] == 0:
@@ -220,16 +221,16 @@ def decide(row: Mapping[str, Any], n_tests: int = 1) -> dict[str, Any]:
         }
     ci = f"95 % CI [{fmt(row['ci_low'], metric)}, {fmt(row['ci_high'], metric)}]"
     holm_note = "" if row["p_holm"] == row["p_value"] else f", Holm-adjusted p={row['p_holm']:.3g}"
-    if row["tost_p_holm"] < ALPHA:
+    if row["tost_p_holm"] < alpha:
         reason = f"within ±{fmt(margin, metric)} by TOST (p={row['tost_p_holm']:.3g}); {ci}"
         return {"decision": "equivalent", "better": "", "seeds_needed": math.nan, "reason": reason}
-    if row["p_holm"] < ALPHA:
+    if row["p_holm"] < alpha:
         a_wins = (row["diff"] > 0) == higher_is_better(metric)
         winner = row["arm_a"] if a_wins else row["arm_b"]
         reason = f"{row['test']} p={row['p_value']:.3g}{holm_note}; {ci}"
         return {"decision": "better", "better": winner, "seeds_needed": math.nan, "reason": reason}
-    needed = seeds_needed(row["diff"], row["sd_diff"], margin, ALPHA / n_tests)
-    if row["p_value"] < ALPHA:  # significant alone, not once corrected for the other pairs
+    needed = seeds_needed(row["diff"], row["sd_diff"], margin, alpha / n_tests)
+    if row["p_value"] < alpha:  # significant alone, not once corrected for the other pairs
         reason = f"{ci}, but {row['test']} p={row['p_value']:.3g}{holm_note} over {n_tests} pairs"
     else:
         reason = f"{ci} holds 0 and reaches past ±{fmt(margin, metric)}{holm_note}"
@@ -293,11 +294,11 @@ def compare_arms(finals: pd.DataFrame, strata: Sequence[str], margins: Mapping[s
     return pd.concat([adjust_and_decide(family) for _, family in families]).reindex(columns=columns)
 
 
-def adjust_and_decide(family: pd.DataFrame) -> pd.DataFrame:
+def adjust_and_decide(family: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """Holm across the pairs of one stratum and metric, for the difference and the equivalence tests."""
     family = family.assign(p_holm=holm(family["p_value"]), tost_p_holm=holm(family["tost_p"]))
     n_tests = max(1, int(family["p_value"].notna().sum()))
-    return pd.DataFrame([row | decide(row, n_tests) for row in family.to_dict("records")])
+    return pd.DataFrame([row | decide(row, n_tests, alpha) for row in family.to_dict("records")])
 
 
 def seed_differences(finals: pd.DataFrame, strata: Sequence[str]) -> pd.DataFrame:

@@ -46,6 +46,9 @@ class ReportData:
     heatmaps: Heatmaps | None = None  # only when the runs form a learning rate x regularization grid
     parity: pd.DataFrame | None = None  # only when some experiment ran on both backends
     not_at_parity: list[str] = field(default_factory=list)  # user's optimizers in the runs (parity.py)
+    protocol: list[Block] = field(
+        default_factory=list
+    )  # a fair-comparison sweep's verdict (protocol_section)
 
 
 def fmt_p(p: float) -> str:
@@ -149,6 +152,8 @@ def _stratum_verdict(name: str, tests: pd.DataFrame, flags: pd.DataFrame) -> Par
 
 
 def verdict(data: ReportData) -> list[Block]:
+    if data.protocol:  # a fair comparison: the protocol's tuned verdict, not all pairs of its runs
+        return [Heading("Verdict"), *data.protocol]
     done = data.finals["status"] == "completed"
     blocks: list[Block] = [Heading("Verdict")]
     if not done.any():

@@ -139,3 +139,17 @@ def timing_table(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def expected_max(values: Sequence[float], n: int) -> tuple[float, float]:
+    """Expected maximum of ``n`` trials, and its standard deviation (Dodge et al. 2019, "Show your work").
+
+    The ``n`` trials are drawn with replacement from the observed ``values``: with them sorted ascending,
+    P(max = v_(i)) = (i/N)^n - ((i-1)/N)^n.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    big_n = len(v)
+    i = np.arange(1, big_n + 1)
+    p = (i / big_n) ** n - ((i - 1) / big_n) ** n
+    mean = float(np.sum(p * v))
+    return mean, float(math.sqrt(max(0.0, np.sum(p * v**2) - mean**2)))

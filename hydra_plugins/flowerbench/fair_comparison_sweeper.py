@@ -1,0 +1,89 @@
+"""``hydra/sweeper=fair_comparison`` (set by ``experiment=fair_comparison``): the protocol of
+:mod:`bench.protocol` as a Hydra sweeper.
+
+The command line chooses the optimizers (``optimizer=sgd_l2,adamw``); every other override goes to every job.
+Each phase's jobs go to the configured launcher (basic, ``parallel``, ``slurm``), and their result.json files,
+found through each job's output directory, feed the next decision.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from bench import results
+from bench.config import ProtocolConfig, ReportConfig
+from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.protocol import Launched
+
+
+class FairComparisonSweeper(BasicSweeper):
+    """Args: max_batch_size: jobs handed to the launcher at once (null: a whole phase or round)."""
+
+    def __init__(self, max_batch_size: Optional[int] = None) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=None)
+        self.job_index = 0
+
+    def sweep(self, arguments: list[str]) -> Any:
+        # Imported here, not at the top: Hydra imports every plugin module at each start, and the protocol
+        # brings in pandas, scipy and statsmodels, which a single run does not need.
+        from bench.protocol import ProtocolRun
+
+        assert self.config is not None and self.hydra_context is not None
+        try:
+            optimizers, common = self._split(arguments)
+            protocol = OmegaConf.to_object(
+                OmegaConf.merge(OmegaConf.structured(ProtocolConfig), self.config.protocol)
+            )
+            report = OmegaConf.to_object(
+                OmegaConf.merge(OmegaConf.structured(ReportConfig), self.config.report)
+            )
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            run = ProtocolRun(protocol, optimizers, self._launch, common, report.margin, sweep_dir)
+            return run.run()
+        except ConfigError as exc:  # one line, as every input error of flowerbench
+            print(f"flowerbench: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _split(self, arguments: list[str]) -> tuple[list[str], list[str]]:
+        """The optimizers compared, and the overrides every job gets."""
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        optimizers, common = [], []
+        for override, text in zip(parser.parse_overrides(arguments), arguments, strict=True):
+            key = override.get_key_element()
+            if key == "optimizer":
+                values = override.sweep_string_iterator() if override.is_sweep_override() else None
+                optimizers = list(values) if values else [override.get_value_element_as_str()]
+            elif override.is_sweep_override():
+                raise ConfigError(
+                    f"the fair comparison sweeps the optimizer only (it picks settings and seeds itself); "
+                    f"remove the sweep over {key}"
+                )
+            else:
+                common.append(text)
+        if not optimizers:
+            raise ConfigError("choose the optimizers to compare, e.g. optimizer=sgd_l2,adamw")
+        return optimizers, common
+
+    def _launch(self, jobs: list[list[str]]) -> list[Launched]:
+        """Run the jobs in batches on the configured launcher; each one's run directory and result.json."""
+        launched: list[Launched] = []
+        size = self.max_batch_size or len(jobs)
+        for start in range(0, len(jobs), size):
+            batch = jobs[start : start + size]
+            self.validate_batch_is_legal(batch)
+            for job in self.launcher.launch(batch, initial_job_idx=self.job_index):
+                _ = job.return_value  # re-raises what a job raised, as the basic sweeper does
+                run_dir = Path(job.hydra_cfg.hydra.runtime.output_dir)
+                launched.append((run_dir, results.read_result(run_dir)))
+            self.job_index += len(batch)
+        return launched
