@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import failures
 from bench.config import CONFIG_DIR, register_configs, validate
 from bench.preflight import one_line_errors
+from bench.progress import sweep_progress
 from bench.runner import RunInterrupted, run_experiment
 from bench.search import objective
 
@@ -43,7 +44,12 @@ def app(cfg: DictConfig) -> float | None:
         with one_line_errors(run_dir):
             run = validate(cfg)
             resolved = OmegaConf.to_container(cfg, resolve=True)
-            result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task))
+            multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+            sweep_dir = Path(HydraConfig.get().sweep.dir) if multirun else None
+            result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task), sweep_dir)
+            progress = sweep_progress(sweep_dir) if sweep_dir else None
+            if progress:
+                log.info(progress)
     except (RunInterrupted, KeyboardInterrupt) as exc:
         print(f"\nflowerbench: interrupted ({exc or 'SIGINT'}); finished epochs are in {run_dir}; "
               f"{_resume_hint(run_dir)}", file=sys.stderr)  # fmt: skip

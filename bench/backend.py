@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bench.console import framework_noise_filtered
 from bench.errors import BackendUnavailableError
 
 if TYPE_CHECKING:
@@ -245,10 +246,12 @@ def build_trainer(
         BackendUnavailableError: the backend is unknown or its framework is not installed.
         ConfigError: the backend cannot run this config (e.g. ``backend.device=gpu`` without a GPU).
     """
-    trainer_class = load_backend(run.backend.name)
-    trainer_class.setup(run)
     if initial_weights is None:
         from bench.architecture import initial_weights as seeded_weights  # numpy: only when a trainer is made
 
         initial_weights = seeded_weights(spec, run.seed)
-    return trainer_class(run, spec, initial_weights, steps_per_epoch)
+    # The framework starts here (import, threads, devices): its start-up chatter is filtered (bench/console.py).
+    with framework_noise_filtered():
+        trainer_class = load_backend(run.backend.name)
+        trainer_class.setup(run)
+        return trainer_class(run, spec, initial_weights, steps_per_epoch)

@@ -6,11 +6,15 @@ Registered in conf/config.yaml::
       callbacks:
         report:
           _target_: bench.callbacks.ReportCallback
+        sweep_size:
+          _target_: bench.callbacks.SweepSizeCallback
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +72,33 @@ class ReportCallback(Callback):
         sweep_dir = self.sweep_dir or Path(str(config.hydra.sweep.dir))
         out = build_report([sweep_dir], metrics=self.metrics, **self.options)
         log.info("report written to %s", out / "report.md")
+        from bench.report.console_verdict import verdict_text
+
+        print(f"\n{verdict_text(out)}", flush=True)  # the answer, where the sweep's command was typed
+
+
+class SweepSizeCallback(Callback):
+    """Records how many jobs a sweep of Hydra's basic sweeper has, for the progress line each job logs
+    (bench/progress.py): the product of the numbers of values of its swept keys. The project's own sweepers
+    (hydra_plugins/flowerbench/) record their sizes themselves; other sweepers (Optuna) get no progress line."""
+
+    BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            if config.hydra.sweeper.get("_target_") != self.BASIC:
+                return
+            from hydra.core.override_parser.overrides_parser import OverridesParser
+
+            from bench.progress import record_planned_jobs
+
+            params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+            sizes = {}  # a key given twice (params, then the command line): the later one counts, as in Hydra
+            for override in OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task]):
+                swept = override.is_sweep_override()
+                sizes[override.get_key_element()] = (
+                    len(list(override.sweep_string_iterator())) if swept else 1
+                )
+            record_planned_jobs(Path(str(config.hydra.sweep.dir)), math.prod(sizes.values()), time.time())
+        except Exception as error:  # a callback must not stop the sweep; the jobs just log no progress line
+            log.debug("sweep size not recorded: %s", error)

@@ -24,6 +24,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
 from bench.resolvers import register_resolvers
 
@@ -369,6 +370,26 @@ class ProtocolConfig:
 
 
 @dataclass
+class TensorBoardLoggerConfig:
+    subdir: str = "tensorboard"  # event files go to <job dir>/<subdir>
+
+
+@dataclass
+class MlflowLoggerConfig:
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    experiment_name: Optional[str] = None  # null: the sweep directory, or "flowerbench runs" for a single run
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers (conf/logger/): none by default, one, or several (``logger=[tensorboard,mlflow]``).
+    A tracker never decides a run's fate: result.json stays the record (bench/tracking.py)."""
+
+    tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MlflowLoggerConfig] = None
+
+
+@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -383,6 +404,7 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
@@ -524,7 +546,8 @@ def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> 
         )
     target = entry["_target_"]
     try:
-        located = _locate(str(target)) if "." in str(target) else None
+        with framework_noise_filtered():  # e.g. keras.optimizers.Nadam starts TensorFlow
+            located = _locate(str(target)) if "." in str(target) else None
     except (ImportError, ValueError, AttributeError) as exc:
         reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__  # "Are you sure that ...?"
         raise ConfigError(

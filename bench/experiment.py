@@ -9,8 +9,8 @@ A config key (dotted, as ``optimizer.lr``) has one of four roles:
   Moving the photos or the cache changes no result.
 - **speed**: changes how fast a run goes, not its results (``backend.threads``): the report groups its timing
   by it, nothing else does.
-- **option**: not part of any run (``force``, ``report.*``, ``throughput.*``, ``protocol.*``): how to rerun,
-  report, time or run a protocol of runs.
+- **option**: not part of any run (``force``, ``report.*``, ``throughput.*``, ``protocol.*``, ``logger.*``): how
+  to rerun, report, time, track or run a protocol of runs.
 
 Locations and options are also left out of job directory names (conf/config.yaml's
 ``hydra.job.config.override_dirname.exclude_keys``, which tests/test_experiment_keys.py checks against
@@ -47,7 +47,8 @@ class ExperimentKeys:
 
     locations: tuple[str, ...] = ("dataset.path", "dataset.data_dir", "dataset.cache_dir")
     speed: tuple[str, ...] = ("backend.threads",)
-    options: tuple[str, ...] = ("force", "report", "throughput", "protocol")
+    options: tuple[str, ...] = ("force", "report", "throughput", "protocol", "logger")
+    option_groups: tuple[str, ...] = ("logger",)  # config groups of options: ``logger=mlflow`` names no job
 
     def role(self, key: str) -> Role:
         """The role of a dotted config key (an override's key may carry Hydra's ``+``, ``++`` or ``~``)."""
@@ -81,8 +82,9 @@ class ExperimentKeys:
         return self.experiment_settings(a) == self.experiment_settings(b)
 
     def job_name_exclusions(self, keys: Iterable[str]) -> list[str]:
-        """Of the dotted config ``keys``, those left out of job directory names: the locations and options."""
-        return [key for key in keys if self.is_ignored(key)]
+        """Of the dotted config ``keys``, those left out of job directory names: the locations and options,
+        and the option groups (a tracker chosen on the command line must not rename the job)."""
+        return [key for key in keys if self.is_ignored(key)] + list(self.option_groups)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,12 +19,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bench import data as data_lib
-from bench import results
+from bench import results, tracking
 from bench.architecture import CNNSpec
 from bench.backend import Trainer, build_trainer
 from bench.config import RunConfig, is_builtin
 from bench.errors import BenchError
-from bench.experiment import EXPERIMENT_KEYS
+from bench.experiment import EXPERIMENT_KEYS, flatten
 from bench.timing import StepTimer, images_per_second
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class TrainOutcome:
     error: str | None = None
 
 
-def _train(run: RunConfig, run_dir: Path) -> TrainOutcome:
+def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainOutcome:
     """Every epoch of one run, and how it ended.
 
     Errors in the input (:class:`BenchError`) surface before any file is written, and interrupts propagate;
@@ -163,6 +163,7 @@ def _train(run: RunConfig, run_dir: Path) -> TrainOutcome:
         with closing(_epochs(trainer, data, run, run_dir)) as epochs:
             for record in epochs:
                 history.append(record)
+                trackers.log_epoch(record.epoch, record.to_dict())
                 if record.diverged():
                     log.warning(
                         "%s diverged at epoch %d (non-finite loss); stopping this run",
@@ -200,19 +201,38 @@ def without_throughput(resolved_config: dict) -> dict:
     return {key: value for key, value in resolved_config.items() if key != "throughput"}
 
 
-def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrides: list[str]) -> dict:
+def _run_info(
+    run: RunConfig, run_dir: Path, resolved_config: dict, sweep_dir: Path | None
+) -> tracking.RunInfo:
+    tags = {"backend": run.backend.name, "optimizer": run.optimizer.name, "seed": str(run.seed)}
+    params = flatten(without_throughput(resolved_config))
+    settings = EXPERIMENT_KEYS.experiment_settings(resolved_config)
+    return tracking.RunInfo(run_dir, run_dir.name, params, settings, tags, sweep_dir)
+
+
+def run_experiment(
+    run: RunConfig, run_dir: Path, resolved_config: dict, overrides: list[str], sweep_dir: Path | None = None
+) -> dict:
     """Train one configuration and write its output files (README "Output files"); returns result.json's dict.
 
     Input errors (:class:`BenchError`) propagate before anything is written; interrupts propagate after the
-    finished epochs are on disk; any other error is recorded as ``status: failed`` so a sweep goes on.
+    finished epochs are on disk; any other error is recorded as ``status: failed`` so a sweep goes on. The
+    trackers of ``run.logger`` get a copy of everything, after the files are written (``sweep_dir``: the
+    sweep the run belongs to, if any, which names its MLflow experiment).
     """
     previous = results.read_result(run_dir)
     if not run.force and is_finished(previous, resolved_config, data_lib.resolve_source(run.dataset)):
         log.info("skipping %s: already %s (force=true reruns it)", run_dir, previous["status"])
         return previous
     started_at, started = results.now_iso(), time.perf_counter()
-    with signals_interrupt_run():
-        outcome = _train(run, run_dir)
+    trackers = tracking.open_trackers(run.logger)
+    trackers.start(_run_info(run, run_dir, resolved_config, sweep_dir))
+    try:
+        with signals_interrupt_run():
+            outcome = _train(run, run_dir, trackers)
+    except (BenchError, RunInterrupted, KeyboardInterrupt):
+        trackers.finish("interrupted")
+        raise
     result = results.RunResult(
         status=outcome.status,
         backend=run.backend.name,
@@ -232,4 +252,5 @@ def run_experiment(run: RunConfig, run_dir: Path, resolved_config: dict, overrid
         finished_at=results.now_iso(),
     )
     results.write_result(run_dir, result)
+    trackers.finish(outcome.status, run_dir / results.RESULT_FILE)
     return result.to_dict()

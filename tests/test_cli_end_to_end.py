@@ -131,3 +131,24 @@ def test_a_real_runs_files_hold_exactly_the_fields_readme_documents(sweep):
         assert json.loads(json.dumps(rebuilt.to_dict())) == result  # the layout is the dataclasses'
         assert result["final"] == {key: rows[-1][key] for key in results.FINAL_METRICS}
         assert result["epochs_completed"] == len(rows) == result["epochs_planned"]
+
+
+def test_the_console_of_a_sweep_reads_cleanly(tiny_photos, tmp_path):
+    """No framework start-up lines that look like errors, a progress line per job, the verdict at the end."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m", "optimizer=sgd_l2,adamw", "seed=0,1", f"dataset.path={tiny_photos}",
+        f"dataset.cache_dir={tmp_path / 'cache'}", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        env={"TF_CPP_MIN_LOG_LEVEL": "0"},  # TensorFlow as chatty as it gets: the filter must do the work
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    console = result.stdout + result.stderr
+    for noise in ("E0000", "I0000", "failed call to cuInit", "All log messages before absl", "retracing"):
+        assert noise not in console, noise
+    progress = [line.split("] - ")[-1] for line in console.splitlines() if "] - sweep: " in line]
+    assert (
+        progress[0].startswith("sweep: 1/4 jobs (1 completed); ETA ")
+        and progress[-1] == "sweep: 4/4 jobs (4 completed)"
+    )
+    assert "Verdict (final val_accuracy):" in result.stdout and "adamw vs sgd_l2" in result.stdout
+    assert f"Full report: {sweep / 'report' / 'report.html'}" in result.stdout

@@ -55,7 +55,8 @@ SEED_BLOG_CONFIG = {
         "first_confirmation_seed": 1000,
         "sampler_seed": 0,
         "spaces": {},
-    },  # fmt: skip
+    },
+    "logger": {"tensorboard": None, "mlflow": None},
 }
 
 

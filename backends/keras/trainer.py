@@ -26,6 +26,18 @@ from bench.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+class _NoRetracingWarning(logging.Filter):
+    """Drop TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning. Each job of a
+    sweep run in one process builds its own Trainer with its own compiled step, on purpose (a new model per
+    job); TensorFlow counts those as retraces of one function and warns, about nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingWarning())
+
+
 def _configure_process(run: RunConfig) -> None:
     """Threads, device visibility, seeds, determinism and precision policy: process-wide, for one run."""
     threads = run.backend.threads or len(os.sched_getaffinity(0))

@@ -12,19 +12,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from bench import results
 from bench.config import ProtocolConfig, ReportConfig
 from bench.errors import ConfigError
+from hydra_plugins.flowerbench.progress_sweeper import ProgressSweeper
 
 if TYPE_CHECKING:
     from bench.protocol import Launched
 
 
-class FairComparisonSweeper(BasicSweeper):
+class FairComparisonSweeper(ProgressSweeper):
     """Args: max_batch_size: jobs handed to the launcher at once (null: a whole phase or round)."""
 
     def __init__(self, max_batch_size: Optional[int] = None) -> None:
@@ -77,6 +77,7 @@ class FairComparisonSweeper(BasicSweeper):
     def _launch(self, jobs: list[list[str]]) -> list[Launched]:
         """Run the jobs in batches on the configured launcher; each one's run directory and result.json."""
         launched: list[Launched] = []
+        self.plan(len(jobs))
         size = self.max_batch_size or len(jobs)
         for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]

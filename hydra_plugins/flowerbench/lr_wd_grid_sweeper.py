@@ -10,14 +10,14 @@ import sys
 from collections import OrderedDict
 from typing import Any, Optional
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
 
 from bench.errors import ConfigError
 from bench.grid import as_values, grid_jobs
+from hydra_plugins.flowerbench.progress_sweeper import ProgressSweeper
 
 
-class LrWdGridSweeper(BasicSweeper):
+class LrWdGridSweeper(ProgressSweeper):
     """Args (from conf/hydra/sweeper/lr_wd_grid.yaml):
     grids: per optimizer, the fields its grid varies and their values (a list or ``"a,b,c"``).
     params: other keys swept for every optimizer (e.g. ``seed: 0,1``); the command line adds or replaces keys.
@@ -48,5 +48,6 @@ class LrWdGridSweeper(BasicSweeper):
         except ConfigError as exc:  # one line, as every input error of flowerbench
             print(f"flowerbench: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        self.plan(len(jobs))
         size = max_batch_size or len(jobs)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]

@@ -1,0 +1,55 @@
+"""The verdict as a plain-text table, printed when a sweep ends (bench/callbacks.py) beside the report's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.stats import fmt
+
+HEADER = ["stratum", "A vs B", "A − B (points)", "95 % CI", "seeds", "decision"]
+
+
+def _rows(tests: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for _, t in tests.iterrows():
+        metric = t["metric"]
+        decision = f"better: {t['better']}" if t["decision"] == "better" else str(t["decision"])
+        if t["decision"] == "undecided" and pd.notna(t.get("seeds_needed")):
+            decision += f" (~{int(t['seeds_needed'])} seeds/arm)"
+        seeds = int(t["n_pairs"]) if t.get("test") == "paired t" else f"{int(t['n_a'])}+{int(t['n_b'])}"
+        ci = f"[{fmt(t['ci_low'], metric)}, {fmt(t['ci_high'], metric)}]" if pd.notna(t["ci_low"]) else "—"
+        stratum = t.get("stratum")
+        rows.append([
+            str(stratum) if isinstance(stratum, str) and stratum else "all", f"{t['arm_a']} vs {t['arm_b']}",
+            fmt(t["diff"], metric), ci, str(seeds), decision,
+        ])  # fmt: skip
+    return rows
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in [header, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def verdict_text(report_dir: Path) -> str:
+    """The accuracy verdict of the report in ``report_dir``: the tuned one of a fair comparison, else every
+    pair of the last-epoch comparisons; then where the full report is."""
+    protocol = report_dir / "protocol_decisions.csv"
+    if protocol.is_file():
+        decisions = pd.read_csv(protocol)
+        tests = decisions[decisions["round"] == decisions["round"].max()]
+        title = "Tuned verdict (test accuracy, confirmation seeds):"
+    else:
+        comparisons = pd.read_csv(report_dir / "comparisons.csv")
+        tests = comparisons[comparisons["metric"] == "val_accuracy"]
+        title = "Verdict (final val_accuracy):"
+    body = (
+        plain_table(HEADER, _rows(tests))
+        if not tests.empty
+        else "no pair compared (see the report's verdict)"
+    )
+    return f"{title}\n{body}\nFull report: {report_dir / 'report.html'}"
