@@ -184,6 +184,21 @@ def test_report_folder_has_every_file(report: Path, sweep: Path) -> None:
         assert (report / name).stat().st_size > 0, name
 
 
+def test_a_rebuild_leaves_no_figure_or_table_of_the_earlier_build(tmp_path: Path) -> None:
+    both, one = tmp_path / "both", tmp_path / "one"
+    for seed, accuracy in enumerate((0.55, 0.6, 0.62)):
+        write_run(both, optimizer="adamw", seed=seed, final_val_accuracy=accuracy)
+        write_run(both, optimizer="sgd_l2", seed=seed, final_val_accuracy=accuracy - 0.1)
+        write_run(one, optimizer="adamw", seed=seed, final_val_accuracy=accuracy)
+    out = tmp_path / "report"
+    build_report([both], out)
+    assert (out / "differences_val_accuracy.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    build_report([one], out)  # a single optimizer: nothing to compare, no differences figure
+    assert not (out / "differences_val_accuracy.png").exists() and (out / "curves_accuracy.png").is_file()
+    assert (out / "notes.txt").read_text() == "mine"  # only the report's own kinds of file are cleared
+
+
 def test_runs_csv_is_tidy_with_varying_settings_only(report: Path) -> None:
     runs = pd.read_csv(report / "runs.csv")
     assert list(runs.columns[:5]) == ["run_dir", "status", "backend", "optimizer", "seed"]

@@ -121,6 +121,16 @@ def draw_timing(frame: pd.DataFrame, hue_title: str, out_dir: Path) -> Image | N
     return Image("timing.png", caption)
 
 
+def clear_previous_report(out_dir: Path) -> None:
+    """Remove the figures and tables of an earlier build of this report, so that a rebuild that no longer draws
+    one (fewer arms, another option) leaves no stale file beside the new report. Only in a folder that holds
+    a report.md, and only its .png and .csv files: a report folder is the report's own."""
+    if not (out_dir / "report.md").is_file():
+        return
+    for stale in [*out_dir.glob("*.png"), *out_dir.glob("*.csv")]:
+        stale.unlink(missing_ok=True)
+
+
 def write_tables(out_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
     for name, table in tables.items():
         atomic_write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
@@ -198,6 +208,7 @@ def build_report(
     options = report_options(margin, loss_margin, target)
     table = load_run_table(paths)
     families = metric_families(metrics or DEFAULT_METRICS, table)
+    clear_previous_report(out)
     grouping = choose_grouping(table, group_by, compare)
     frame = add_labels(table.frame, grouping)
     finals = final_epochs(frame)
