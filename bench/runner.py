@@ -230,7 +230,10 @@ def run_experiment(
     try:
         with signals_interrupt_run():
             outcome = _train(run, run_dir, trackers)
-    except (BenchError, RunInterrupted, KeyboardInterrupt):
+    except BenchError:  # bad input found once the run had started (e.g. the photos): the run failed
+        trackers.finish("failed")
+        raise
+    except (RunInterrupted, KeyboardInterrupt):
         trackers.finish("interrupted")
         raise
     result = results.RunResult(
