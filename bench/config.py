@@ -296,11 +296,25 @@ class ThroughputConfig:
     warmup_steps: int = 3
     timed_steps: int = 10
     matmul_size: int = 2048  # side of the square matrices timed for the machine's matmul peak
+    # The bare loop timed beside the suite: that backend's (null: the suite's own) at that precision (null: the
+    # suite's train.precision). E.g. reference_backend=keras reference_precision=fp32: Keras `fit` in fp32,
+    # the seed blog's setup, so that "torch bf16 is N x the seed's speed" is one measurement.
+    reference_backend: Optional[str] = None
+    reference_precision: Optional[str] = None
 
     def __post_init__(self) -> None:
         _require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
         _require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
         _require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
+        _require(
+            self.reference_backend in (None, *BACKENDS),
+            f"throughput.reference_backend must be null or one of {BACKENDS}, got {self.reference_backend!r}",
+        )
+        _require(
+            self.reference_precision in (None, *PRECISIONS),
+            f"throughput.reference_precision must be null or one of {PRECISIONS}, "
+            f"got {self.reference_precision!r}",
+        )
 
 
 @dataclass

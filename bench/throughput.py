@@ -7,9 +7,12 @@ The same Hydra app and config as ``python -m bench``, so every override works th
     python -m bench.throughput hydra.run.dir=outputs/throughput/torch-bf16
 
 In one process it times (1) the suite's own ``Trainer.train_epoch`` on the runner's batches, step by step,
-(2) the backend's bare training loop (its :class:`~bench.backend.Reference`: what a user would write
-without flowerbench) on the same images, taking turns with (1), and (3) the backend's matmul peak in fp32
-and bf16.
+(2) a bare training loop (a backend's :class:`~bench.backend.Reference`: what a user would write without
+flowerbench) on the same images, taking turns with (1), and (3) the suite backend's matmul peak in fp32 and
+bf16. The bare loop is the suite's own backend at its precision unless ``throughput.reference_backend`` /
+``throughput.reference_precision`` name another: the seed blog's Keras ``fit`` in fp32 beside a torch bf16
+suite is ``backend=torch train.precision=bf16 throughput.reference_backend=keras
+throughput.reference_precision=fp32``, and ``speedup`` (suite / bare loop) is then one measurement.
 Warm-up steps (``throughput.warmup_steps``: tracing, first-touch allocations) are discarded;
 ``throughput.timed_steps`` are timed on each side. The images are random uint8 pixels of
 ``dataset.image_size``: decoding is not what is timed, and pixel values do not change the cost of a dense CNN
@@ -22,6 +25,7 @@ Prints a table and writes ``throughput.json`` in the Hydra run directory (``hydr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from omegaconf import DictConfig
 from bench import data as data_lib
 from bench import results
 from bench.architecture import CNNSpec, initial_weights
-from bench.backend import BareLoop, Trainer, build_trainer, load_reference
+from bench.backend import BareLoop, Trainer, build_trainer, load_backend, load_reference
 from bench.config import (
     CONFIG_DIR,
     OPTIMIZER_SCHEMAS,
@@ -44,6 +48,7 @@ from bench.config import (
     register_configs,
     validate,
 )
+from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
 from bench.io import atomic_write_json
 from bench.preflight import one_line_errors
@@ -112,6 +117,29 @@ def time_both(
     return {"suite": suite_timer.stats(), "bare_loop": ThroughputStats.from_step_times(bare_times, batch)}
 
 
+def reference_run(run: RunConfig) -> RunConfig:
+    """``run`` as the bare loop runs it: ``throughput.reference_backend`` and ``reference_precision``, where set."""
+    backend = run.throughput.reference_backend or run.backend.name
+    precision = run.throughput.reference_precision or run.train.precision
+    return dataclasses.replace(
+        run,
+        backend=dataclasses.replace(run.backend, name=backend),
+        train=dataclasses.replace(run.train, precision=precision),
+    )
+
+
+def build_bare_loop(run: RunConfig, spec: CNNSpec, weights: dict[str, np.ndarray]) -> BareLoop:
+    """The bare loop of ``run`` (see :func:`reference_run`). Another backend's framework gets its own process
+    set-up first (threads, seeds, determinism), as when it is timed beside its own suite."""
+    bare = reference_run(run)
+    if bare.backend.name != run.backend.name:
+        with framework_noise_filtered():
+            load_backend(bare.backend.name).setup(bare)
+    return load_reference(bare.backend.name).bare_loop(
+        spec, weights, run.optimizer.name, run.optimizer.lr, run.train.batch_size, bare.train.precision
+    )
+
+
 def measure(run: RunConfig) -> dict[str, Any]:
     """Everything ``throughput.json`` holds, for one configuration."""
     if not is_builtin(run.optimizer):
@@ -124,13 +152,13 @@ def measure(run: RunConfig) -> dict[str, Any]:
     n_steps = run.throughput.warmup_steps + run.throughput.timed_steps
     images, labels = synthetic_images(n_steps * run.train.batch_size, spec, run.seed)
     trainer = build_trainer(run, spec, n_steps, weights)  # first: its setup sets threads and seeds
-    reference = load_reference(run.backend.name)
-    bare = reference.bare_loop(
-        spec, weights, run.optimizer.name, run.optimizer.lr, run.train.batch_size, run.train.precision
-    )
+    bare = build_bare_loop(run, spec, weights)
     timed = time_both(run, trainer, bare, images, labels)
     suite, bare_loop = timed["suite"], timed["bare_loop"]
+    reference = load_reference(run.backend.name)  # the suite's framework: its matmul peaks
     peaks = {dtype: reference.matmul_gflops(run.throughput.matmul_size, dtype) for dtype in MATMUL_DTYPES}
+    bare_run = reference_run(run)
+    same_loop = (bare_run.backend.name, bare_run.train.precision) == (run.backend.name, run.train.precision)
     flops = spec.train_flops_per_image()
     achieved = suite.images_per_s * flops / 1e9
     environment = trainer.environment()
@@ -144,7 +172,11 @@ def measure(run: RunConfig) -> dict[str, Any]:
         "warmup_steps": run.throughput.warmup_steps,
         "suite": suite.as_dict(),
         "bare_loop": bare_loop.as_dict(),
-        "runner_overhead": 1 - suite.images_per_s / bare_loop.images_per_s,
+        "bare_loop_backend": bare_run.backend.name,
+        "bare_loop_precision": bare_run.train.precision,
+        "speedup": suite.images_per_s / bare_loop.images_per_s,
+        # What flowerbench's machinery costs: only where the bare loop trains what the suite trains.
+        "runner_overhead": 1 - suite.images_per_s / bare_loop.images_per_s if same_loop else None,
         "matmul_size": run.throughput.matmul_size,
         "matmul_gflops": peaks,
         "train_flops_per_image": flops,
@@ -159,17 +191,20 @@ def format_table(result: dict[str, Any]) -> str:
     rows = [
         f"{result['backend']} {result['optimizer']} {result['precision']}, {result['image_size']} px, "
         f"batch {result['batch_size']}, {result['threads']} threads",
-        f"{'':<16}{'img/s median':>13}{'IQR':>8}{'min':>8}{'max':>8}{'steps':>7}",
+        f"{'':<24}{'img/s median':>13}{'IQR':>8}{'min':>8}{'max':>8}{'steps':>7}",
     ]
-    for label, key in (("suite Trainer", "suite"), ("bare loop", "bare_loop")):
+    bare_label = f"{result['bare_loop_backend']} {result['bare_loop_precision']} bare loop"
+    for label, key in (("suite Trainer", "suite"), (bare_label, "bare_loop")):
         s = result[key]
         rows.append(
-            f"{label:<16}{s['images_per_s']:>13.1f}{s['iqr']:>8.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['n_steps']:>7}"
+            f"{label:<24}{s['images_per_s']:>13.1f}{s['iqr']:>8.1f}{s['min']:>8.1f}{s['max']:>8.1f}{s['n_steps']:>7}"
         )
     peaks = ", ".join(f"{k} {v:.0f}" if v else f"{k} n/a" for k, v in result["matmul_gflops"].items())
     fraction = result["fraction_of_fp32_peak"]
+    overhead = result["runner_overhead"]
     rows += [
-        f"runner overhead: {result['runner_overhead']:.1%} (1 - suite / bare loop)",
+        f"suite / bare loop: {result['speedup']:.2f}x"
+        + (f"; runner overhead {overhead:.1%} (1 - suite / bare loop)" if overhead is not None else ""),
         f"matmul peak GFLOP/s ({result['matmul_size']}^2): {peaks}",
         f"model: {result['train_flops_per_image'] / 1e9:.3f} GFLOP per training image -> suite at "
         f"{result['achieved_gflops']:.1f} GFLOP/s"

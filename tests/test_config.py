@@ -46,7 +46,13 @@ SEED_BLOG_CONFIG = {
     "seed": 0,
     "force": False,
     "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},
-    "throughput": {"warmup_steps": 3, "timed_steps": 10, "matmul_size": 2048},
+    "throughput": {
+        "warmup_steps": 3,
+        "timed_steps": 10,
+        "matmul_size": 2048,
+        "reference_backend": None,
+        "reference_precision": None,
+    },  # fmt: skip
     "protocol": {
         "budget": 16,
         "tuning_seeds": [0],
@@ -221,6 +227,8 @@ def test_experiment_presets(compose_config):
         ("optimizer.momentum=1.5", "optimizer.momentum must be in [0, 1)"),
         ("report.margin=1.5", "report.margin must be in (0, 1)"),
         ("report.target=0", "report.target must be null or a val_accuracy in (0, 1]"),
+        ("throughput.reference_backend=jax", "throughput.reference_backend must be null or one of"),
+        ("throughput.reference_precision=fp16", "throughput.reference_precision must be null or one of"),
     ],
 )
 def test_out_of_range_values_are_rejected(compose_config, override, message):

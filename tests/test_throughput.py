@@ -130,9 +130,11 @@ def test_cli_writes_throughput_json(backend, tmp_path):
         assert report[key].keys() == STATS_FIELDS
         assert report[key]["n_steps"] == 3
         assert 0 < report[key]["min"] <= report[key]["images_per_s"] <= report[key]["max"]
-    assert report["runner_overhead"] == pytest.approx(
-        1 - report["suite"]["images_per_s"] / report["bare_loop"]["images_per_s"]
+    assert (report["bare_loop_backend"], report["bare_loop_precision"]) == (backend, "fp32")
+    assert report["speedup"] == pytest.approx(
+        report["suite"]["images_per_s"] / report["bare_loop"]["images_per_s"]
     )
+    assert report["runner_overhead"] == pytest.approx(1 - report["speedup"])
     assert report["matmul_gflops"]["fp32"] > 0
     assert (
         report["train_flops_per_image"] == 3 * 5_866_752
@@ -140,6 +142,27 @@ def test_cli_writes_throughput_json(backend, tmp_path):
     assert 0 < report["fraction_of_fp32_peak"] < 1.5
     assert report["environment"]["framework"] == backend
     assert "img/s median" in result.stdout
+
+
+def test_cli_times_another_backends_bare_loop_beside_the_suite(tmp_path):
+    """The issue-16 measurement in one command: torch bf16 against the seed blog's Keras fit in fp32."""
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    reference = ["throughput.reference_backend=keras", "throughput.reference_precision=fp32"]
+    result = run_throughput(
+        "backend=torch", "train.precision=bf16", *reference, *TINY, f"hydra.run.dir={out}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "throughput.json").read_text())
+    assert (report["backend"], report["precision"]) == ("torch", "bf16")
+    assert (report["bare_loop_backend"], report["bare_loop_precision"]) == ("keras", "fp32")
+    assert report["bare_loop"]["n_steps"] == 3
+    assert report["speedup"] == pytest.approx(
+        report["suite"]["images_per_s"] / report["bare_loop"]["images_per_s"]
+    )
+    assert report["runner_overhead"] is None  # the loops train different things: no overhead to speak of
+    assert report["environment"]["framework"] == "torch"
+    assert "keras fp32 bare loop" in result.stdout and "suite / bare loop:" in result.stdout
 
 
 def test_cli_bad_config_is_one_line_and_leaves_nothing(tmp_path):
