@@ -1,7 +1,9 @@
 """The flowers CNN in PyTorch, built from the framework-neutral :class:`~bench.architecture.CNNSpec`.
 
 Weights cross the interface in Keras' layout (conv HWIO, dense (in, out), Flatten in HWC order) and are
-translated here, both ways, so that both frameworks compute the same function from the same numbers.
+translated here, both ways, so that both frameworks compute the same function from the same numbers. The
+Flatten reads the feature map in HWC order too, as Keras' does: on channels_last memory that is a free view,
+and the dense kernel's rows need no permutation.
 """
 
 from __future__ import annotations
@@ -12,26 +14,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from backends.torch.fused import PoolReluDropout
 from bench.architecture import CNNSpec
 
 
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` with its mask drawn as ``rand >= p`` instead of by ``bernoulli_``.
-
-    Same distribution (each unit kept with probability 1 - p, kept units scaled by 1 / (1 - p)), but torch's
-    CPU ``bernoulli_`` is ~2.5x slower than ``uniform_``: this makes a training step at 180 px ~10 % faster.
-    """
+class FlattenHWC(nn.Module):
+    """Flatten N x C x H x W to N x (H*W*C) in Keras' HWC order: a view of channels_last memory, where
+    ``nn.Flatten``'s CHW order would copy the feature map forward and its gradient backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        # Uniforms in float32 even under bf16 autocast, so the keep probability is exactly 1 - p.
-        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x.permute(0, 2, 3, 1).flatten(1)
 
 
 def build_model(spec: CNNSpec) -> nn.Sequential:
-    """Conv blocks (conv, max-pool, ReLU, dropout), Flatten, Linear+ReLU, Linear logits, as in the seed blog.
+    """Conv blocks (conv, then max-pool, ReLU and dropout fused: :mod:`backends.torch.fused`), Flatten,
+    Linear+ReLU, Linear logits, as in the seed blog.
 
     Module names match the neutral weight names (``conv0``, ..., ``dense``, ``logits``).
     """
@@ -39,37 +36,23 @@ def build_model(spec: CNNSpec) -> nn.Sequential:
     in_channels = spec.channels
     for i, filters in enumerate(spec.filters):
         layers[f"conv{i}"] = nn.Conv2d(in_channels, filters, spec.kernel_size, padding="same")
-        layers[f"pool{i}"] = nn.MaxPool2d(2)  # floors odd sizes, like Keras' MaxPooling2D(2)
-        layers[f"relu{i}"] = nn.ReLU()
-        layers[f"dropout{i}"] = Dropout(spec.dropout)
+        layers[f"pool_relu_dropout{i}"] = PoolReluDropout(spec.dropout)
         in_channels = filters
-    layers["flatten"] = nn.Flatten()
+    layers["flatten"] = FlattenHWC()
     layers["dense"] = nn.Linear(spec.flat_features, spec.dense_units)
     layers["relu_dense"] = nn.ReLU()
     layers["logits"] = nn.Linear(spec.dense_units, spec.num_classes)
     return nn.Sequential(layers)
 
 
-def _to_torch_kernel(name: str, kernel: np.ndarray, spec: CNNSpec) -> np.ndarray:
-    """Keras layout → torch layout for one kernel."""
-    if kernel.ndim == 4:  # conv: HWIO → OIHW
-        return kernel.transpose(3, 2, 0, 1)
-    if name == "dense":
-        # Keras' Flatten reads the feature map in HWC order, torch's (NCHW, logically) in CHW order.
-        size, channels = spec.feature_size, spec.filters[-1]
-        kernel = kernel.reshape(size, size, channels, -1).transpose(2, 0, 1, 3).reshape(kernel.shape)
-    return kernel.T  # dense: (in, out) → (out, in)
+def _to_torch_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Keras layout → torch layout for one kernel: conv HWIO → OIHW, dense (in, out) → (out, in)."""
+    return kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
 
 
-def _to_keras_kernel(name: str, kernel: np.ndarray, spec: CNNSpec) -> np.ndarray:
+def _to_keras_kernel(kernel: np.ndarray) -> np.ndarray:
     """Torch layout → Keras layout for one kernel: the inverse of :func:`_to_torch_kernel`."""
-    if kernel.ndim == 4:  # conv: OIHW → HWIO
-        return kernel.transpose(2, 3, 1, 0)
-    kernel = kernel.T
-    if name == "dense":
-        size, channels = spec.feature_size, spec.filters[-1]
-        kernel = kernel.reshape(channels, size, size, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
-    return kernel
+    return kernel.transpose(2, 3, 1, 0) if kernel.ndim == 4 else kernel.T
 
 
 @torch.no_grad()
@@ -77,7 +60,7 @@ def set_weights(model: nn.Sequential, spec: CNNSpec, weights: dict[str, np.ndarr
     """Load neutral (Keras-layout) weights into ``model``, keeping each parameter's device and layout."""
     for layer in spec.layer_names():
         module = getattr(model, layer)
-        kernel = _to_torch_kernel(layer, weights[f"{layer}/kernel"], spec)
+        kernel = _to_torch_kernel(weights[f"{layer}/kernel"])
         module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
         module.bias.copy_(torch.from_numpy(weights[f"{layer}/bias"]))
 
@@ -89,7 +72,7 @@ def get_weights(model: nn.Sequential, spec: CNNSpec) -> dict[str, np.ndarray]:
     for layer in spec.layer_names():
         module = getattr(model, layer)
         kernel = module.weight.detach().float().cpu().numpy()
-        weights[f"{layer}/kernel"] = np.ascontiguousarray(_to_keras_kernel(layer, kernel, spec))
+        weights[f"{layer}/kernel"] = np.ascontiguousarray(_to_keras_kernel(kernel))
         weights[f"{layer}/bias"] = module.bias.detach().float().cpu().numpy().copy()
     return weights
 
