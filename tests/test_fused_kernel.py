@@ -126,3 +126,26 @@ def test_the_kernel_is_built_once_per_source_and_cpu(tmp_path):
     modified = built[0].stat().st_mtime_ns
     assert fused.load(fused.SOURCE, tmp_path) is not None
     assert built[0].stat().st_mtime_ns == modified
+
+
+def test_results_do_not_depend_on_threads_or_on_openmp(tmp_path, monkeypatch):
+    """Counter-based random bits: the same seed drops the same units whatever splits the work."""
+    x = conv_output((4, 16, 22, 18), torch.bfloat16)
+
+    def masks_and_grads():
+        torch.manual_seed(3)
+        out = fused.PoolReluDropout(0.4).train()(x)
+        (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        return out, grad
+
+    reference = masks_and_grads()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert all(map(torch.equal, masks_and_grads(), reference))
+    finally:
+        torch.set_num_threads(threads)
+    plain_threads = fused.load(fused.SOURCE, tmp_path, openmp=False)
+    assert plain_threads is not None
+    monkeypatch.setattr(fused, "library", lambda: plain_threads)
+    assert all(map(torch.equal, masks_and_grads(), reference))

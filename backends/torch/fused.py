@@ -18,7 +18,10 @@ kept with probability exactly ``1 - ceil(p * 2**24) / 2**24``, as ``torch.rand(.
 
 The kernel is compiled on first use with the machine's C++ compiler (``$CXX``, else ``c++``; about a second,
 no torch headers) into ``$FLOWERBENCH_CACHE/kernels`` (default ``~/.cache/flowerbench/kernels``), keyed by the
-source, the flags and the CPU, and loaded through ctypes. Where it cannot be built (no compiler, not x86-64 or
+source, the flags and the CPU, and loaded through ctypes. It is built with OpenMP, which makes it share
+torch's own thread pool (it needs ``libgomp.so.1``, the library torch's CPU wheels have already loaded): with
+threads of its own, it ran 70 % slower inside a training step, competing with torch's threads, which keep
+spinning for a while after each op. Where it cannot be built (no compiler, not x86-64 or
 aarch64 Linux/macOS) or the tensors are not on the CPU, :class:`PoolReluDropout` runs the same layers in eager
 torch and says so once in the log; GPUs always take the eager path, where those ops are cheap.
 """
@@ -46,6 +49,9 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "pool_relu_dropout.cpp"
 # -march=native: the library is built on, and cached for, the machine that runs it (the CPU is in the key).
 FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+# OpenMP: the kernel then runs on torch's own thread pool (see parallel_for in the source); where the compiler
+# has no OpenMP (Apple's clang), the kernel is built without it and starts its own threads.
+OPENMP = ["-fopenmp"]
 DTYPE_CODES = {torch.float32: 0, torch.bfloat16: 1}
 RANDOM_BITS = 24  # as many as a float32 uniform has
 # The C signatures: dtype code, 3 pointers, then N, H, W, C, then each function's scalars.
@@ -68,29 +74,37 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("FLOWERBENCH_CACHE", "~/.cache/flowerbench")).expanduser() / "kernels"
 
 
-def _compile(compiler: str, source: Path, target: Path) -> None:
-    """Build the shared library into ``target`` atomically (parallel sweep jobs may race to build it)."""
+def _compile(compiler: str, source: Path, target: Path, flag_sets: list[list[str]]) -> None:
+    """Build the shared library into ``target`` with the first flag set that compiles, atomically (parallel
+    sweep jobs may race to build it)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         built = Path(scratch) / target.name
-        subprocess.run(
-            [compiler, *FLAGS, str(source), "-o", str(built)], check=True, capture_output=True, text=True
-        )
+        for i, flags in enumerate(flag_sets):
+            try:
+                command = [compiler, *flags, str(source), "-o", str(built)]
+                subprocess.run(command, check=True, capture_output=True, text=True)
+                break
+            except subprocess.CalledProcessError:
+                if i == len(flag_sets) - 1:
+                    raise
         os.replace(built, target)
 
 
-def load(source: Path, cache_dir: Path) -> ctypes.CDLL | None:
-    """Build (unless cached) and load the kernel in ``source``; None, with one log line, where that fails."""
+def load(source: Path, cache_dir: Path, openmp: bool = True) -> ctypes.CDLL | None:
+    """Build (unless cached) and load the kernel in ``source``; None, with one log line, where that fails.
+    ``openmp=False`` builds the plain-threads variant (tests compare the two)."""
     compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
         log.warning("no C++ compiler found: max-pool, ReLU and dropout run as separate torch ops (slower)")
         return None
-    key = hashlib.sha256("\n".join([source.read_text(), compiler, *FLAGS, _cpu_signature()]).encode())
+    flag_sets = [[*FLAGS, *OPENMP], FLAGS] if openmp else [FLAGS]
+    key = hashlib.sha256(f"{source.read_text()}\n{compiler}\n{flag_sets}\n{_cpu_signature()}".encode())
     suffix = ".dylib" if platform.system() == "Darwin" else ".so"
     target = cache_dir / f"{source.stem}-{key.hexdigest()[:16]}{suffix}"
     try:
         if not target.exists():
-            _compile(compiler, source, target)
+            _compile(compiler, source, target, flag_sets)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
