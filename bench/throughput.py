@@ -128,10 +128,11 @@ def reference_run(run: RunConfig) -> RunConfig:
     )
 
 
-def build_bare_loop(run: RunConfig, spec: CNNSpec, weights: dict[str, np.ndarray]) -> BareLoop:
-    """The bare loop of ``run`` (see :func:`reference_run`). Another backend's framework gets its own process
-    set-up first (threads, seeds, determinism), as when it is timed beside its own suite."""
-    bare = reference_run(run)
+def build_bare_loop(
+    run: RunConfig, bare: RunConfig, spec: CNNSpec, weights: dict[str, np.ndarray]
+) -> BareLoop:
+    """The bare loop that ``bare`` (:func:`reference_run` of ``run``) names. Another backend's framework gets its
+    own process set-up first (threads, seeds, determinism), as when it is timed beside its own suite."""
     if bare.backend.name != run.backend.name:
         with framework_noise_filtered():
             load_backend(bare.backend.name).setup(bare)
@@ -152,12 +153,12 @@ def measure(run: RunConfig) -> dict[str, Any]:
     n_steps = run.throughput.warmup_steps + run.throughput.timed_steps
     images, labels = synthetic_images(n_steps * run.train.batch_size, spec, run.seed)
     trainer = build_trainer(run, spec, n_steps, weights)  # first: its setup sets threads and seeds
-    bare = build_bare_loop(run, spec, weights)
+    bare_run = reference_run(run)
+    bare = build_bare_loop(run, bare_run, spec, weights)
     timed = time_both(run, trainer, bare, images, labels)
     suite, bare_loop = timed["suite"], timed["bare_loop"]
     reference = load_reference(run.backend.name)  # the suite's framework: its matmul peaks
     peaks = {dtype: reference.matmul_gflops(run.throughput.matmul_size, dtype) for dtype in MATMUL_DTYPES}
-    bare_run = reference_run(run)
     same_loop = (bare_run.backend.name, bare_run.train.precision) == (run.backend.name, run.train.precision)
     flops = spec.train_flops_per_image()
     achieved = suite.images_per_s * flops / 1e9
