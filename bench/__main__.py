@@ -21,6 +21,7 @@ from bench import failures
 from bench.config import CONFIG_DIR, register_configs, validate
 from bench.preflight import one_line_errors
 from bench.progress import sweep_progress
+from bench.results import RunStatus
 from bench.runner import RunInterrupted, run_experiment
 from bench.search import objective
 
@@ -56,7 +57,7 @@ def app(cfg: DictConfig) -> float | None:
         raise SystemExit(130) from None
     # In a multirun a failed job returns normally, so the sweep goes on and its end-of-sweep callbacks run;
     # bench.failures.FailedRunsCheck then finds it in the result.json files, whichever process ran it.
-    if result["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+    if result["status"] == RunStatus.FAILED and HydraConfig.get().mode != RunMode.MULTIRUN:
         print(f"flowerbench: error: run failed: {result['error']} (see {run_dir})", file=sys.stderr)
         raise SystemExit(1)
     return objective(result)

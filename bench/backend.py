@@ -3,9 +3,8 @@
 A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the CNN from a
 :class:`~bench.architecture.CNNSpec` and load numpy weights), ``optim.py`` (translate the optimizer and
 schedule configs, one factory), ``trainer.py`` (a :class:`Trainer`) and ``reference.py`` (the yardsticks of
-``python -m bench.throughput``, :class:`Reference`). :data:`REGISTRY` names them; nothing is imported until a
-backend is asked for by name, so this module, like all of ``bench/``, imports no framework (and no numpy:
-``bench.config`` takes the backend names from here and stays cheap to import).
+``python -m bench.throughput``, :class:`Reference`). :data:`bench.registry.REGISTRY` names them; nothing is
+imported until a backend is asked for by name, so this module, like all of ``bench/``, imports no framework.
 
 Who calls what:
 
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.console import framework_noise_filtered
 from bench.errors import BackendUnavailableError
+from bench.registry import BACKEND_NAMES, REGISTRY, BackendEntry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -169,42 +169,17 @@ class Reference:
     matmul_gflops: Callable[[int, str], float | None]  # (size, "fp32" | "bf16") -> peak GFLOP/s or None
 
 
-@dataclass(frozen=True)
-class BackendEntry:
-    """One registered backend: its package and the frameworks it needs (named in the error if missing)."""
-
-    name: str
-    package: str
-    requires: str
-
-    def _import(self, module: str) -> ModuleType:
-        try:
-            return importlib.import_module(f"{self.package}.{module}")
-        except ImportError as exc:
-            missing = getattr(exc, "name", None) or str(exc)
-            if missing.split(".")[0] in ("bench", "backends"):
-                raise  # flowerbench's own code failed to import: a bug, not a missing framework
-            raise BackendUnavailableError(
-                f"backend={self.name} needs {self.requires}, but importing it failed ({missing}); "
-                f"{INSTALL_HINT} or choose another backend"
-            ) from exc
-
-    def trainer_class(self) -> type[Trainer]:
-        return self._import("trainer").Trainer
-
-    def reference(self) -> Reference:
-        module = self._import("reference")
-        return Reference(bare_loop=module.BareLoop, matmul_gflops=module.matmul_gflops)
-
-
-REGISTRY: dict[str, BackendEntry] = {
-    entry.name: entry
-    for entry in (
-        BackendEntry("keras", "backends.keras", "tensorflow and keras"),
-        BackendEntry("torch", "backends.torch", "torch"),
-    )
-}
-BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
+def _import(entry: BackendEntry, module: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"{entry.package}.{module}")
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        if missing.split(".")[0] in ("bench", "backends"):
+            raise  # flowerbench's own code failed to import: a bug, not a missing framework
+        raise BackendUnavailableError(
+            f"backend={entry.name} needs {entry.requires}, but importing it failed ({missing}); "
+            f"{INSTALL_HINT} or choose another backend"
+        ) from exc
 
 
 def backend_entry(name: str) -> BackendEntry:
@@ -224,12 +199,13 @@ def load_backend(name: str) -> type[Trainer]:
     Raises:
         BackendUnavailableError: the backend is unknown or its framework is not installed.
     """
-    return backend_entry(name).trainer_class()
+    return _import(backend_entry(name), "trainer").Trainer
 
 
 def load_reference(name: str) -> Reference:
     """Import ``backends.<name>.reference`` lazily and return its yardsticks (same errors as load_backend)."""
-    return backend_entry(name).reference()
+    module = _import(backend_entry(name), "reference")
+    return Reference(bare_loop=module.BareLoop, matmul_gflops=module.matmul_gflops)
 
 
 def build_trainer(

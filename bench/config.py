@@ -26,7 +26,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
+from bench.experiment import ExperimentKeys, Role, declared
+from bench.registry import BACKEND_NAMES as BACKENDS
 from bench.resolvers import register_resolvers
+from bench.tracking import LoggerConfig
 
 # conf/ uses ${threads_per_job:} and ${jobs_at_once:}: registered on import, so that every process that
 # validates a config (the launching one, and each joblib or submitit worker) can resolve them.
@@ -35,7 +38,6 @@ register_resolvers()
 # An absolute path, so every entry point finds conf/ however it is started (python -m bench, the flowerbench
 # script, bench.search, tests).
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-from bench.backend import BACKEND_NAMES as BACKENDS  # noqa: E402 (the one registry; imports no framework)
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -57,7 +59,8 @@ class BackendConfig:
     """Which framework trains the model, and on what."""
 
     name: str = MISSING
-    threads: Optional[int] = MISSING  # intra-op threads; null = all cores (or the job's share of them)
+    # intra-op threads; null = all cores (or the job's share of them). Changes the speed, not the results.
+    threads: Optional[int] = declared(Role.SPEED, default=MISSING)
     device: str = MISSING  # auto = the GPU when there is one, else cpu
 
     def __post_init__(self) -> None:
@@ -191,9 +194,11 @@ class DatasetConfig:
 
     name: str = MISSING  # names the photo cache's folder and key
     source: str = MISSING  # auto = folder when `path` is set, else tfds
-    path: Optional[str] = MISSING  # a flower_photos folder (<root>/<class>/*.jpg)
-    data_dir: Optional[str] = MISSING  # tfds data_dir (null = tfds' default, ~/tensorflow_datasets)
-    cache_dir: str = MISSING
+    # Where the same photos live (moving them changes no result): a flower_photos folder (<root>/<class>/*.jpg),
+    # tfds' data_dir (null = tfds' default, ~/tensorflow_datasets) and the decoded-photo cache.
+    path: Optional[str] = declared(Role.LOCATION, default=MISSING)
+    data_dir: Optional[str] = declared(Role.LOCATION, default=MISSING)
+    cache_dir: str = declared(Role.LOCATION, default=MISSING)
     image_size: int = MISSING
     max_per_class: Optional[int] = MISSING  # null = every photo
     val_fraction: float = MISSING
@@ -290,34 +295,6 @@ class TrainConfig:
 
 
 @dataclass
-class ThroughputConfig:
-    """``python -m bench.throughput``: steps discarded as warm-up, then steps timed one by one."""
-
-    warmup_steps: int = 3
-    timed_steps: int = 10
-    matmul_size: int = 2048  # side of the square matrices timed for the machine's matmul peak
-    # The bare loop timed beside the suite: that backend's (null: the suite's own) at that precision (null: the
-    # suite's train.precision). E.g. reference_backend=keras reference_precision=fp32: Keras `fit` in fp32,
-    # the seed blog's setup, so that "torch bf16 is N x the seed's speed" is one measurement.
-    reference_backend: Optional[str] = None
-    reference_precision: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        _require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
-        _require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
-        _require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
-        _require(
-            self.reference_backend in (None, *BACKENDS),
-            f"throughput.reference_backend must be null or one of {BACKENDS}, got {self.reference_backend!r}",
-        )
-        _require(
-            self.reference_precision in (None, *PRECISIONS),
-            f"throughput.reference_precision must be null or one of {PRECISIONS}, "
-            f"got {self.reference_precision!r}",
-        )
-
-
-@dataclass
 class ReportConfig:
     """The analysis stage run when a multirun ends; ``python -m bench.report`` takes the same options.
 
@@ -384,26 +361,6 @@ class ProtocolConfig:
 
 
 @dataclass
-class TensorBoardLoggerConfig:
-    subdir: str = "tensorboard"  # event files go to <job dir>/<subdir>
-
-
-@dataclass
-class MlflowLoggerConfig:
-    tracking_uri: str = "sqlite:///outputs/mlflow.db"
-    experiment_name: Optional[str] = None  # null: the sweep directory, or "flowerbench runs" for a single run
-
-
-@dataclass
-class LoggerConfig:
-    """Experiment trackers (conf/logger/): none by default, one, or several (``logger=[tensorboard,mlflow]``).
-    A tracker never decides a run's fate: result.json stays the record (bench/tracking.py)."""
-
-    tensorboard: Optional[TensorBoardLoggerConfig] = None
-    mlflow: Optional[MlflowLoggerConfig] = None
-
-
-@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -414,11 +371,14 @@ class RunConfig:
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
-    force: bool = False  # rerun a job even when its result.json says it already finished with these settings
-    report: ReportConfig = field(default_factory=ReportConfig)
-    throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # Rerun a job even when its result.json says it already finished with these settings.
+    force: bool = declared(Role.OPTION, default=False)
+    # The tools of many runs: their settings live with their code and are part of no run.
+    report: ReportConfig = declared(Role.OPTION, default_factory=ReportConfig)  # the analysis stage
+    # experiment=fair_comparison's tune-then-confirm (bench/protocol.py)
+    protocol: ProtocolConfig = declared(Role.OPTION, default_factory=ProtocolConfig)
+    # The trackers that get a copy of the run's metrics (bench/tracking.py); result.json stays the record.
+    logger: LoggerConfig = declared(Role.OPTION, default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
@@ -471,14 +431,16 @@ GROUP_SCHEMAS: dict[str, Any] = {
 }
 
 
-def register_configs() -> None:
+def register_configs(root: type[RunConfig] = RunConfig) -> None:
     """Put the schemas in Hydra's ConfigStore; each group's YAML names its schema in its defaults list.
 
-    Schemas are stored outside the groups (``/schema_dataset``, ``/schema_optimizer_sgd_l2``, ...) so that
-    ``--help`` lists only the options users choose from.
+    ``root`` is the schema of the whole config (conf/config.yaml's ``run_schema``): a run's, or that of an app
+    which adds its own settings to a run's (``python -m bench.throughput``). Schemas are stored outside the
+    groups (``/schema_dataset``, ``/schema_optimizer_sgd_l2``, ...) so that ``--help`` lists only the options
+    users choose from.
     """
     cs = ConfigStore.instance()
-    cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="run_schema", node=root)
     cs.store(name="schema_optimizer_user", node=UserOptimizerConfig)
     for group, schemas in GROUP_SCHEMAS.items():
         if isinstance(schemas, dict):
@@ -579,3 +541,11 @@ def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> 
         raise ConfigError(f"optimizer.{backend_name}: {target} does not take these arguments: {exc}") from exc
     except ValueError:  # no signature to read (some builtins): the class checks its arguments itself
         pass
+
+
+#: Each key's role, read off the schema's declarations (bench/experiment.py): resume, job names, the report's
+#: grouping and parity, and the search all follow it.
+EXPERIMENT_KEYS = ExperimentKeys.from_schema(RunConfig)
+if not OmegaConf.has_resolver("job_name_exclusions"):
+    # conf/config.yaml: hydra.job.config.override_dirname.exclude_keys, the keys left out of job directory names
+    OmegaConf.register_new_resolver("job_name_exclusions", EXPERIMENT_KEYS.job_name_exclusions)

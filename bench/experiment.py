@@ -1,4 +1,4 @@
-"""What is part of the experiment: the one policy every consumer of config keys follows.
+"""What is part of the experiment: each config key's role, declared once where the key is defined.
 
 A config key (dotted, as ``optimizer.lr``) has one of four roles:
 
@@ -9,23 +9,31 @@ A config key (dotted, as ``optimizer.lr``) has one of four roles:
   Moving the photos or the cache changes no result.
 - **speed**: changes how fast a run goes, not its results (``backend.threads``): the report groups its timing
   by it, nothing else does.
-- **option**: not part of any run (``force``, ``report.*``, ``throughput.*``, ``protocol.*``, ``logger.*``): how
-  to rerun, report, time, track or run a protocol of runs.
+- **option**: not part of any run (``force``, ``report.*``, ``protocol.*``, ``logger.*``): how to rerun,
+  report, track or run a protocol of runs.
 
-Locations and options are also left out of job directory names (conf/config.yaml's
-``hydra.job.config.override_dirname.exclude_keys``, which tests/test_experiment_keys.py checks against
-:meth:`ExperimentKeys.job_name_exclusions`): paths would put slashes in names, and ``force=true`` must land in
-the job directory it replaces.
+A schema declares a key's role on its dataclass field, ``path: Optional[str] = declared(Role.LOCATION)``; a
+section field declares it for every key below it (``report: ReportConfig = declared(Role.OPTION, ...)``).
+Every other key is part of the experiment. :meth:`ExperimentKeys.from_schema` reads the declarations off the
+composed config's schema (``bench.config.EXPERIMENT_KEYS``), and everything that needs the roles derives them
+from there: resume (bench/runner.py), job directory names (conf/config.yaml's
+``hydra.job.config.override_dirname.exclude_keys`` is ``${job_name_exclusions:}``), the report's grouping and
+parity, the search. Locations and options are left out of job directory names: paths would put slashes in
+names, and ``force=true`` must land in the job directory it replaces.
 
-Plain Python, cheap to import: the runner, the report and the search all use it.
+Plain Python, cheap to import, below every schema.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+ROLE = "role"  # the dataclass field metadata key that holds a declared role
 
 
 class Role(enum.Enum):
@@ -35,31 +43,78 @@ class Role(enum.Enum):
     OPTION = "option"
 
 
+def declared(role: Role, **field_arguments: Any) -> Any:
+    """A dataclass field whose key (and every key below it) has ``role``; ``field_arguments`` as
+    :func:`dataclasses.field` takes them (``default=``, ``default_factory=``)."""
+    return dataclasses.field(metadata={ROLE: role}, **field_arguments)
+
+
+def _section_schema(annotation: Any) -> type | None:
+    """The dataclass a field's type names (``Optional[X]`` included), or None for a leaf or an ``Any`` group."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    schemas = [c for c in candidates if dataclasses.is_dataclass(c)]
+    return schemas[0] if schemas else None
+
+
+def declared_roles(schema: type, prefix: str = "") -> dict[str, Role]:
+    """Every key of ``schema`` (a dataclass, nested sections included) whose role was declared: dotted key ->
+    role. A section's declaration covers its keys, so they are not listed again."""
+    roles: dict[str, Role] = {}
+    hints = typing.get_type_hints(schema)
+    for item in dataclasses.fields(schema):
+        key = f"{prefix}{item.name}"
+        if ROLE in item.metadata:
+            roles[key] = item.metadata[ROLE]
+            continue
+        section = _section_schema(hints[item.name])
+        if section is not None:
+            roles |= declared_roles(section, f"{key}.")
+    return roles
+
+
+def schema_keys(schema: type, prefix: str = "") -> list[str]:
+    """Every dotted key of ``schema``: each field, and below a section field each of its keys."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(schema)
+    for item in dataclasses.fields(schema):
+        key = f"{prefix}{item.name}"
+        keys.append(key)
+        section = _section_schema(hints[item.name])
+        if section is not None:
+            keys += schema_keys(section, f"{key}.")
+    return keys
+
+
 @dataclass(frozen=True)
 class ExperimentKeys:
-    """Classifies dotted config keys; every key not named here is part of the experiment.
+    """Classifies dotted config keys by their declared roles; a key below none of them is part of the
+    experiment.
 
     Attributes:
-        locations: keys that say where the same data lives.
-        speed: keys that change the speed of a run, not its results.
-        options: keys, or whole sections (every key below them), that are not part of a run.
+        declared: dotted key (a leaf or a whole section) -> its role.
     """
 
-    locations: tuple[str, ...] = ("dataset.path", "dataset.data_dir", "dataset.cache_dir")
-    speed: tuple[str, ...] = ("backend.threads",)
-    options: tuple[str, ...] = ("force", "report", "throughput", "protocol", "logger")
-    option_groups: tuple[str, ...] = ("logger",)  # config groups of options: ``logger=mlflow`` names no job
+    declared: Mapping[str, Role]
+    all_keys: tuple[str, ...] = ()  # every key of the schema, sections and leaves
+
+    @classmethod
+    def from_schema(cls, schema: type) -> ExperimentKeys:
+        """The roles declared on ``schema``'s fields and, recursively, its sections' (:func:`declared`)."""
+        return cls(declared_roles(schema), tuple(schema_keys(schema)))
 
     def role(self, key: str) -> Role:
-        """The role of a dotted config key (an override's key may carry Hydra's ``+``, ``++`` or ``~``)."""
-        key = key.lstrip("+~")
-        if key in self.locations:
-            return Role.LOCATION
-        if key in self.speed:
-            return Role.SPEED
-        if any(key == option or key.startswith(f"{option}.") for option in self.options):
-            return Role.OPTION
+        """The role of a dotted config key (an override's key may carry Hydra's ``+``, ``++`` or ``~``): that
+        of the key itself or of the nearest section above it that declares one."""
+        parts = key.lstrip("+~").split(".")
+        for end in range(len(parts), 0, -1):
+            role = self.declared.get(".".join(parts[:end]))
+            if role is not None:
+                return role
         return Role.EXPERIMENT
+
+    def keys_with(self, role: Role) -> list[str]:
+        """The keys and sections declared with ``role``."""
+        return [key for key, declared_role in self.declared.items() if declared_role is role]
 
     def is_experiment(self, key: str) -> bool:
         """Whether runs that differ in ``key`` are different experiments."""
@@ -81,10 +136,11 @@ class ExperimentKeys:
         """Whether two nested configs agree on every experiment key (resume: is a finished job this one?)."""
         return self.experiment_settings(a) == self.experiment_settings(b)
 
-    def job_name_exclusions(self, keys: Iterable[str]) -> list[str]:
-        """Of the dotted config ``keys``, those left out of job directory names: the locations and options,
-        and the option groups (a tracker chosen on the command line must not rename the job)."""
-        return [key for key in keys if self.is_ignored(key)] + list(self.option_groups)
+    def job_name_exclusions(self) -> list[str]:
+        """The keys left out of job directory names: every key at or below a location or an option, sections
+        by their own name too (``logger=mlflow`` chooses a config group of options: a tracker chosen on the
+        command line must not rename the job)."""
+        return [key for key in self.all_keys if self.is_ignored(key)]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -98,8 +154,3 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-#: The policy. Resume (bench/runner.py), job directory names (conf/config.yaml), the report's grouping and
-#: parity (bench/report/groups.py, parity.py) and the search (bench/search.py) all follow it.
-EXPERIMENT_KEYS = ExperimentKeys()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench import results
 from bench.io import atomic_write_json
+from bench.results import RunStatus
 
 PROGRESS_FILE = ".flowerbench_sweep.json"
 
@@ -37,18 +38,18 @@ def sweep_progress(sweep_dir: Path, now: float | None = None) -> str | None:
         plan = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    counts = {"completed": 0, "diverged": 0, "failed": 0, "skipped": 0}
+    counts = dict.fromkeys((RunStatus.COMPLETED, RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.SKIPPED), 0)
     for file in results.result_files(sweep_dir):
         result = results.read_result(file.parent)
         if result is None:
             continue
         if file.stat().st_mtime < plan["started"]:
-            counts["skipped"] += 1
+            counts[RunStatus.SKIPPED] += 1
         elif result.get("status") in counts:
             counts[result["status"]] += 1
     done = sum(counts.values())
-    ran = done - counts["skipped"]
-    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status == "completed")
+    ran = done - counts[RunStatus.SKIPPED]
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status is RunStatus.COMPLETED)
     line = f"sweep: {done}/{plan['jobs']} jobs ({parts})"
     remaining = plan["jobs"] - done
     if remaining > 0 and ran > 0:

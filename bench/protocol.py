@@ -190,7 +190,7 @@ class ProtocolRun:
                 labels
                 | {
                     "run_dir": str(run_dir),
-                    "status": (result or {}).get("status", "missing"),
+                    "status": (result or {}).get("status", results.RunStatus.MISSING),
                     "score": score(result, SELECTION_METRIC),
                     SELECTION_METRIC: final.get(SELECTION_METRIC),
                     METRIC: final.get(METRIC),

@@ -11,6 +11,7 @@ that files from older versions, and killed runs, still read.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -30,7 +31,25 @@ METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CONFIG_FILE = Path(".hydra") / "config.yaml"  # written by Hydra before the run starts: the job's config
 
-COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"  # result.json's status
+
+class RunStatus(str, enum.Enum):
+    """How a run stands: result.json's ``status`` (the first three), and the states the report, the trackers,
+    the progress line and the protocol name beside them. A ``str``, so that files and frames hold the plain
+    word and compare equal to it."""
+
+    COMPLETED = "completed"
+    DIVERGED = "diverged"  # a non-finite loss stopped it: a real outcome of its settings
+    FAILED = "failed"  # it crashed (retried by a rerun of the sweep)
+    INCOMPLETE = "incomplete"  # no result.json: killed, or still running
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM (what a tracker is told; result.json is not written)
+    SKIPPED = "skipped"  # a rerun found it finished as the same experiment
+    MISSING = "missing"  # a launched job left no result.json
+
+    __str__ = str.__str__  # the word itself, in f-strings too
+    __format__ = str.__format__
+
+
+COMPLETED, DIVERGED, FAILED = RunStatus.COMPLETED, RunStatus.DIVERGED, RunStatus.FAILED
 FINISHED_STATUSES = (COMPLETED, DIVERGED)  # a rerun of the sweep skips these (failed runs are retried)
 #: The metrics of an epoch that result.json's ``final`` repeats for the last epoch.
 FINAL_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")
@@ -90,7 +109,7 @@ class DataInfo:
 class RunResult:
     """result.json: how a run ended, its final and best metrics, and what it ran on."""
 
-    status: str  # completed, diverged or failed
+    status: RunStatus  # completed, diverged or failed
     backend: str
     optimizer: str
     seed: int

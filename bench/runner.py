@@ -22,9 +22,9 @@ from bench import data as data_lib
 from bench import results, tracking
 from bench.architecture import CNNSpec
 from bench.backend import Trainer, build_trainer
-from bench.config import RunConfig, is_builtin
+from bench.config import EXPERIMENT_KEYS, RunConfig, is_builtin
 from bench.errors import BenchError
-from bench.experiment import EXPERIMENT_KEYS, flatten
+from bench.experiment import flatten
 from bench.timing import StepTimer, images_per_second
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _epochs(
 class TrainOutcome:
     """How a run's training ended: what result.json records besides the run's settings."""
 
-    status: str  # completed, diverged or failed
+    status: results.RunStatus  # completed, diverged or failed
     history: list[results.EpochRecord]  # the finished epochs, as in metrics.jsonl
     data: results.DataInfo | None  # None when the run failed before its photos were loaded
     environment: dict[str, Any] | None  # None when it failed before its trainer was built
@@ -196,16 +196,11 @@ def is_finished(previous: dict | None, resolved_config: dict, source: str) -> bo
     return same_source and EXPERIMENT_KEYS.same_experiment(previous.get("config", {}), resolved_config)
 
 
-def without_throughput(resolved_config: dict) -> dict:
-    """The config minus ``throughput.*``: settings of ``python -m bench.throughput``, not of this run."""
-    return {key: value for key, value in resolved_config.items() if key != "throughput"}
-
-
 def _run_info(
     run: RunConfig, run_dir: Path, resolved_config: dict, sweep_dir: Path | None
 ) -> tracking.RunInfo:
     tags = {"backend": run.backend.name, "optimizer": run.optimizer.name, "seed": str(run.seed)}
-    params = flatten(without_throughput(resolved_config))
+    params = flatten(resolved_config)
     settings = EXPERIMENT_KEYS.experiment_settings(resolved_config)
     return tracking.RunInfo(run_dir, run_dir.name, params, settings, tags, sweep_dir)
 
@@ -231,10 +226,10 @@ def run_experiment(
         with signals_interrupt_run():
             outcome = _train(run, run_dir, trackers)
     except BenchError:  # bad input found once the run had started (e.g. the photos): the run failed
-        trackers.finish("failed")
+        trackers.finish(results.FAILED)
         raise
     except (RunInterrupted, KeyboardInterrupt):
-        trackers.finish("interrupted")
+        trackers.finish(results.RunStatus.INTERRUPTED)
         raise
     result = results.RunResult(
         status=outcome.status,
@@ -248,7 +243,7 @@ def run_experiment(
         **results.summarize(outcome.history),
         wall_time_s=time.perf_counter() - started,
         data=outcome.data,
-        config=without_throughput(resolved_config),
+        config=resolved_config,
         overrides=overrides,
         environment=results.environment({}) if outcome.environment is None else outcome.environment,
         started_at=started_at,

@@ -20,8 +20,8 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from bench.config import CONFIG_DIR, register_configs
-from bench.experiment import EXPERIMENT_KEYS, Role
+from bench.config import CONFIG_DIR, EXPERIMENT_KEYS, register_configs
+from bench.experiment import Role
 from bench.results import COMPLETED, FAILED, read_result, result_files
 
 

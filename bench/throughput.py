@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import hydra
 import numpy as np
@@ -42,19 +43,60 @@ from bench.backend import BareLoop, Trainer, build_trainer, load_backend, load_r
 from bench.config import (
     CONFIG_DIR,
     OPTIMIZER_SCHEMAS,
+    PRECISIONS,
     DatasetConfig,
     RunConfig,
+    _require,
     is_builtin,
     register_configs,
     validate,
 )
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
+from bench.experiment import Role, declared
 from bench.io import atomic_write_json
 from bench.preflight import one_line_errors
+from bench.registry import BACKEND_NAMES as BACKENDS
 from bench.timing import StepTimer, ThroughputStats
 
-register_configs()
+
+@dataclass
+class ThroughputConfig:
+    """``python -m bench.throughput``: steps discarded as warm-up, then steps timed one by one."""
+
+    warmup_steps: int = 3
+    timed_steps: int = 10
+    matmul_size: int = 2048  # side of the square matrices timed for the machine's matmul peak
+    # The bare loop timed beside the suite: that backend's (null: the suite's own) at that precision (null: the
+    # suite's train.precision). E.g. reference_backend=keras reference_precision=fp32: Keras `fit` in fp32,
+    # the seed blog's setup, so that "torch bf16 is N x the seed's speed" is one measurement.
+    reference_backend: Optional[str] = None
+    reference_precision: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
+        _require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
+        _require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
+        _require(
+            self.reference_backend in (None, *BACKENDS),
+            f"throughput.reference_backend must be null or one of {BACKENDS}, got {self.reference_backend!r}",
+        )
+        _require(
+            self.reference_precision in (None, *PRECISIONS),
+            f"throughput.reference_precision must be null or one of {PRECISIONS}, "
+            f"got {self.reference_precision!r}",
+        )
+
+
+@dataclass
+class ThroughputRunConfig(RunConfig):
+    """This app's config: a run's, which it times, plus its own settings (``python -m bench`` has none of
+    them, so result.json never records them)."""
+
+    throughput: ThroughputConfig = declared(Role.OPTION, default_factory=ThroughputConfig)
+
+
+register_configs(root=ThroughputRunConfig)
 THROUGHPUT_FILE = "throughput.json"
 MATMUL_DTYPES = ("fp32", "bf16")
 # The suite and the bare loop take turns of this many timed steps, so that a neighbour's load on a shared

@@ -17,15 +17,41 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
-from bench.config import LoggerConfig, MlflowLoggerConfig, TensorBoardLoggerConfig
 from bench.console import framework_noise_filtered
+from bench.results import RunStatus
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class TensorBoardLoggerConfig:
+    subdir: str = "tensorboard"  # event files go to <job dir>/<subdir>
+
+
+@dataclass
+class MlflowLoggerConfig:
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    experiment_name: Optional[str] = None  # null: the sweep directory, or "flowerbench runs" for a single run
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers (conf/logger/): none by default, one, or several (``logger=[tensorboard,mlflow]``).
+    A tracker never decides a run's fate: result.json stays the record."""
+
+    tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MlflowLoggerConfig] = None
+
+
 SINGLE_RUNS_EXPERIMENT = "flowerbench runs"
-STATUS_OF = {"completed": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "interrupted": "KILLED"}
+STATUS_OF = {
+    RunStatus.COMPLETED: "FINISHED",
+    RunStatus.DIVERGED: "FAILED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.INTERRUPTED: "KILLED",
+}
 
 
 @dataclass
@@ -86,7 +112,9 @@ class TensorBoardTracker:
         build TensorFlow's when TensorFlow is installed, which this writer does not take)."""
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-        code = api_pb2.Status.STATUS_SUCCESS if status == "completed" else api_pb2.Status.STATUS_FAILURE
+        code = (
+            api_pb2.Status.STATUS_SUCCESS if status == RunStatus.COMPLETED else api_pb2.Status.STATUS_FAILURE
+        )
         end = plugin_data_pb2.SessionEndInfo(status=code, end_time_secs=int(time.time()))
         data = plugin_data_pb2.HParamsPluginData(session_end_info=end, version=metadata.PLUGIN_DATA_VERSION)
         value = self.Summary.Value(

@@ -46,13 +46,6 @@ SEED_BLOG_CONFIG = {
     "seed": 0,
     "force": False,
     "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},
-    "throughput": {
-        "warmup_steps": 3,
-        "timed_steps": 10,
-        "matmul_size": 2048,
-        "reference_backend": None,
-        "reference_precision": None,
-    },  # fmt: skip
     "protocol": {
         "budget": 16,
         "tuning_seeds": [0],
@@ -227,8 +220,6 @@ def test_experiment_presets(compose_config):
         ("optimizer.momentum=1.5", "optimizer.momentum must be in [0, 1)"),
         ("report.margin=1.5", "report.margin must be in (0, 1)"),
         ("report.target=0", "report.target must be null or a val_accuracy in (0, 1]"),
-        ("throughput.reference_backend=jax", "throughput.reference_backend must be null or one of"),
-        ("throughput.reference_precision=fp16", "throughput.reference_precision must be null or one of"),
     ],
 )
 def test_out_of_range_values_are_rejected(compose_config, override, message):
@@ -236,6 +227,34 @@ def test_out_of_range_values_are_rejected(compose_config, override, message):
         ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         validate(compose_config(override))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("throughput.reference_backend=jax", "throughput.reference_backend must be null or one of"),
+        ("throughput.reference_precision=fp16", "throughput.reference_precision must be null or one of"),
+    ],
+)
+def test_throughputs_own_settings_are_checked_by_its_app(tiny_photos, override, message):
+    """``throughput.*`` belongs to ``python -m bench.throughput`` (its schema is in bench/throughput.py): that app
+    checks it, and a training run has no such section."""
+    from bench.throughput import ThroughputRunConfig  # registers this app's root schema
+
+    try:
+        register_configs(root=ThroughputRunConfig)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"dataset.path={tiny_photos}", override])
+        with pytest.raises(ConfigError, match=message):
+            validate(cfg)
+    finally:
+        register_configs()  # the training app's schema again, for the tests that follow
+    # Hydra: no such key in a run's config
+    with (
+        initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"),
+        pytest.raises(Exception, match="throughput"),
+    ):
+        compose(config_name="config", overrides=[f"dataset.path={tiny_photos}", override])
 
 
 def test_report_options_reach_the_report_callback(tiny_photos, cache_dir):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import pytest
@@ -12,8 +14,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from bench import results
-from bench.config import register_configs, validate
-from bench.experiment import EXPERIMENT_KEYS, Role, flatten
+from bench.config import EXPERIMENT_KEYS, RunConfig, register_configs, validate
+from bench.experiment import ExperimentKeys, Role, declared, flatten
+from bench.report import groups
 from bench.report.groups import choose_grouping
 from bench.report.load import RunTable
 from bench.report.parity import _pair_keys
@@ -32,15 +35,65 @@ def composed(*overrides: str):
 
 def test_job_directory_names_leave_out_exactly_the_policys_keys():
     cfg = composed()
-    exclude_keys = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    exclude_keys = list(cfg.hydra.job.config.override_dirname.exclude_keys)  # ${job_name_exclusions:}
     config = OmegaConf.to_container(cfg, resolve=False)
     del config["hydra"]
     keys = flatten(config)
-    expected = EXPERIMENT_KEYS.job_name_exclusions(keys)
     assert len(exclude_keys) == len(set(exclude_keys))
-    assert sorted(exclude_keys) == sorted(expected)
-    assert {"dataset.path", "force", "report.margin", "throughput.timed_steps"} <= set(expected)
-    assert "backend.threads" not in expected  # a thread sweep must keep its jobs apart
+    assert sorted(exclude_keys) == sorted(EXPERIMENT_KEYS.job_name_exclusions())
+    assert {key for key in keys if EXPERIMENT_KEYS.is_ignored(key)} <= set(exclude_keys)
+    assert not {key for key in keys if not EXPERIMENT_KEYS.is_ignored(key)} & set(exclude_keys)
+    assert {"dataset.path", "force", "report.margin", "logger", "logger.mlflow"} <= set(exclude_keys)
+    assert "backend.threads" not in exclude_keys  # a thread sweep must keep its jobs apart
+
+
+def test_job_directory_names_follow_the_declarations(tmp_path):
+    """The names Hydra gives job directories leave out a location and an option, keep an experiment key."""
+    cfg = composed("optimizer.lr=0.01", f"dataset.cache_dir={tmp_path}", "force=true", "report.margin=0.02")
+    assert cfg.hydra.job.override_dirname == "optimizer.lr=0.01"
+
+
+@dataclass
+class _Extra:
+    mirror: Optional[str] = declared(Role.LOCATION, default=None)
+    workers: int = declared(Role.SPEED, default=1)
+    depth: int = 3
+
+
+@dataclass
+class _ExtendedRun(RunConfig):
+    """A run schema with a new section, as a new feature would add one: roles declared on its fields only."""
+
+    extra: _Extra = field(default_factory=_Extra)
+    notes: str = declared(Role.OPTION, default="")
+
+
+def test_a_new_setting_declared_with_its_role_is_resumed_and_grouped_right(monkeypatch):
+    keys = ExperimentKeys.from_schema(_ExtendedRun)
+    assert keys.role("extra.mirror") is Role.LOCATION
+    assert keys.role("extra.workers") is Role.SPEED
+    assert keys.role("extra.depth") is Role.EXPERIMENT
+    assert keys.role("notes") is Role.OPTION
+    assert {"extra.mirror", "notes"} <= set(keys.job_name_exclusions())
+    assert not {"extra.workers", "extra.depth"} & set(keys.job_name_exclusions())
+    base = {"optimizer": {"lr": 0.1}, "extra": {"mirror": "/a", "workers": 1, "depth": 3}, "notes": ""}
+    moved = json.loads(json.dumps(base))
+    moved["extra"] |= {"mirror": "/b", "workers": 8}
+    moved["notes"] = "rerun"
+    assert keys.same_experiment(base, moved)  # resume skips it: only a location, a speed and an option moved
+    deeper = json.loads(json.dumps(base))
+    deeper["extra"]["depth"] = 4
+    assert not keys.same_experiment(base, deeper)
+    frame = pd.DataFrame(
+        {"backend": "keras", "optimizer": "adamw", "seed": [0, 1], "extra.mirror": ["/a", "/b"],
+         "extra.workers": [1, 8], "extra.depth": [3, 3], "run_dir": ["r0", "r1"], "status": "completed",
+         "epoch": 1}
+    )  # fmt: skip
+    table = RunTable(frame=frame, settings=["extra.mirror", "extra.workers", "seed"], constants={})
+    monkeypatch.setattr(groups, "EXPERIMENT_KEYS", keys)  # as if _ExtendedRun were the run schema
+    grouping = choose_grouping(table)
+    assert grouping.columns == ["backend", "optimizer"]  # the mirror and the workers split no arm
+    assert grouping.timing_columns == ["backend", "optimizer", "extra.workers"]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +114,8 @@ def test_job_directory_names_leave_out_exactly_the_policys_keys():
         ("report.margin", Role.OPTION),
         ("++report.margin", Role.OPTION),  # as Hydra overrides may spell it
         ("report", Role.OPTION),
-        ("throughput.timed_steps", Role.OPTION),
+        ("logger.mlflow.tracking_uri", Role.OPTION),
+        ("protocol.budget", Role.OPTION),
     ],
 )
 def test_each_key_has_one_role(key, role):
@@ -72,12 +126,13 @@ def test_each_key_has_one_role(key, role):
 
 
 def test_no_module_keeps_its_own_copy_of_the_policy():
-    named = [*EXPERIMENT_KEYS.locations, *EXPERIMENT_KEYS.speed]  # dotted: a bare "report" is also a folder
+    # dotted: a bare "report" is also a folder
+    named = [*EXPERIMENT_KEYS.keys_with(Role.LOCATION), *EXPERIMENT_KEYS.keys_with(Role.SPEED)]
     literal = re.compile("|".join(rf"""["']{re.escape(key)}["']""" for key in named))
     copies = [
         f"{path.relative_to(BENCH.parent)}: {match.group()}"
         for path in sorted(BENCH.rglob("*.py"))
-        if path.name != "experiment.py"
+        if path.name != "config.py"  # where the roles are declared
         for match in literal.finditer(path.read_text(encoding="utf-8"))
     ]
     assert copies == []

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.experiment import EXPERIMENT_KEYS
+from bench.config import EXPERIMENT_KEYS
 from bench.report.load import ALIASES, ReportError, RunTable
 
 DEFAULT_GROUP_BY = ("backend", "optimizer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.experiment import EXPERIMENT_KEYS
+from bench.config import EXPERIMENT_KEYS
 from bench.report.load import RunTable
 
 #: Not the list of backends (that is bench.backend.REGISTRY): the pair parity checks, Keras defining the

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.experiment import EXPERIMENT_KEYS
+from bench.config import EXPERIMENT_KEYS
 from bench.report.compare import MAX_ARMS_COMPARED, MIN_SEEDS_BOOTSTRAP, crowded_strata
 from bench.report.flags import CHANCE_MARGIN, CLIMB_EPOCHS
 from bench.report.groups import Grouping, format_value, label
