@@ -154,7 +154,8 @@ class Trainer(ABC):
 
 class BareLoop(Protocol):
     """``backends.<name>.reference.BareLoop``: the model trained by a loop a user would write without
-    flowerbench. Constructed as ``BareLoop(spec, weights, optimizer_name, lr, batch_size, precision)``."""
+    flowerbench. Constructed as ``BareLoop(spec, weights, optimizer, batch_size, precision)``, ``optimizer``
+    a built-in optimizer's config (its learning rate included)."""
 
     def train(self, images: np.ndarray, labels: np.ndarray) -> list[float]:
         """One pass over ``images`` in whole batches; the seconds of each step."""
@@ -165,7 +166,7 @@ class BareLoop(Protocol):
 class Reference:
     """A backend's yardsticks for ``python -m bench.throughput``, from ``backends/<name>/reference.py``."""
 
-    bare_loop: Callable[..., BareLoop]  # (spec, weights, optimizer name, lr, batch_size, precision)
+    bare_loop: Callable[..., BareLoop]  # (spec, weights, optimizer config, batch_size, precision)
     matmul_gflops: Callable[[int, str], float | None]  # (size, "fp32" | "bf16") -> peak GFLOP/s or None
 
 

@@ -3,7 +3,11 @@
 Schemas hold types and checks; values live in the YAML. The schema of a group with options in
 ``conf/<group>/*.yaml`` (backend, optimizer, dataset, model, schedule) has no defaults: its fields are
 ``MISSING`` and every option's YAML gives them all (:func:`load_option` builds one option outside Hydra).
-Sections without a YAML group (train, throughput, report, protocol) keep their defaults here.
+Sections without a YAML group (train) keep their defaults here; the tools' sections are each tool's own
+(report: bench/report/options.py, protocol: bench/protocol.py, logger: bench/tracking.py; throughput.* belongs to
+``python -m bench.throughput`` alone, bench/throughput.py). Each built-in optimizer's schema is in its own module
+of bench/optimizers/. A key that is a location, a speed setting or an option says so on its field
+(bench/experiment.py); every other key is part of the experiment.
 
 OmegaConf checks types when Hydra composes the config (``optimizer.lr=abc`` fails there). Ranges are checked
 by the dataclasses' ``__post_init__``, which runs when :func:`validate` turns the composed config into objects.
@@ -14,7 +18,6 @@ Each optimizer and each schedule has its own schema, so a key that does not belo
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -24,12 +27,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from bench.checks import require, require_at_least
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
 from bench.experiment import ExperimentKeys, Role, declared
+from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
+from bench.tuning import FIRST_FRESH_SEED
 
 # conf/ uses ${threads_per_job:} and ${jobs_at_once:}: registered on import, so that every process that
 # validates a config (the launching one, and each joblib or submitit worker) can resolve them.
@@ -42,18 +48,6 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 PRECISIONS = ("fp32", "bf16")
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _require_at_least(key: str, value: float, low: float, *, strict: bool) -> None:
-    """``value > low`` (``strict``) or ``value >= low``, and finite: ``inf`` and ``nan`` are refused too."""
-    op = ">" if strict else ">="
-    _require(math.isfinite(value), f"{key} must be finite and {op} {low:g}, got {value}")
-    _require(value > low if strict else value >= low, f"{key} must be {op} {low:g}, got {value}")
-
-
 @dataclass
 class BackendConfig:
     """Which framework trains the model, and on what."""
@@ -64,90 +58,14 @@ class BackendConfig:
     device: str = MISSING  # auto = the GPU when there is one, else cpu
 
     def __post_init__(self) -> None:
-        _require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}, got {self.name!r}")
-        _require(
+        require(self.name in BACKENDS, f"backend.name must be one of {BACKENDS}, got {self.name!r}")
+        require(
             self.threads is None or self.threads >= 1, f"backend.threads must be >= 1, got {self.threads}"
         )
-        _require(
+        require(
             self.device in ("auto", "cpu", "gpu"),
             f"backend.device must be auto, cpu or gpu, got {self.device!r}",
         )
-
-
-@dataclass
-class OptimizerConfig:
-    """Fields shared by every optimizer; each optimizer's own schema adds its hyperparameters."""
-
-    name: str = MISSING
-    lr: float = MISSING
-
-    def __post_init__(self) -> None:
-        _require_at_least("optimizer.lr", self.lr, 0, strict=True)
-
-
-@dataclass
-class SGDL2Config(OptimizerConfig):
-    """SGD with momentum; L2 penalty ``l2 * sum(kernel**2)`` added to the loss (kernels only)."""
-
-    momentum: float = MISSING
-    l2: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(0 <= self.momentum < 1, f"optimizer.momentum must be in [0, 1), got {self.momentum}")
-        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
-
-
-@dataclass
-class AdamConfig(OptimizerConfig):
-    """Adam moments; ``epsilon`` is Keras' epsilon-hat (inside the bias-corrected step)."""
-
-    beta_1: float = MISSING
-    beta_2: float = MISSING
-    epsilon: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("beta_1", "beta_2"):
-            value = getattr(self, key)
-            _require(0 <= value < 1, f"optimizer.{key} must be in [0, 1), got {value}")
-        _require_at_least("optimizer.epsilon", self.epsilon, 0, strict=True)
-
-
-@dataclass
-class AdamL2Config(AdamConfig):
-    """Adam with an L2 penalty on kernels in the loss (coupled with the adaptive step)."""
-
-    l2: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
-
-
-@dataclass
-class AdamWConfig(AdamConfig):
-    """Adam with decoupled weight decay ``w <- w - lr * weight_decay * w`` on all trainable variables."""
-
-    weight_decay: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require_at_least("optimizer.weight_decay", self.weight_decay, 0, strict=False)
-
-
-@dataclass
-class SGDWConfig(OptimizerConfig):
-    """SGD with momentum and decoupled weight decay: ``w <- w - lr * weight_decay * w`` on all trainable
-    variables, then the momentum step (Keras ``SGD(weight_decay=...)``)."""
-
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(0 <= self.momentum < 1, f"optimizer.momentum must be in [0, 1), got {self.momentum}")
-        _require_at_least("optimizer.weight_decay", self.weight_decay, 0, strict=False)
 
 
 @dataclass
@@ -167,8 +85,8 @@ class UserOptimizerConfig(OptimizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require_at_least("optimizer.l2", self.l2, 0, strict=False)
-        _require(
+        require_at_least("optimizer.l2", self.l2, 0, strict=False)
+        require(
             self.name not in OPTIMIZER_SCHEMAS,
             f"optimizer.name={self.name!r} is a built-in optimizer's name: give yours another one",
         )
@@ -176,9 +94,9 @@ class UserOptimizerConfig(OptimizerConfig):
             entry = self.entry(backend_name)
             if entry is None:
                 continue
-            _require("_target_" in entry, f"optimizer.{backend_name} needs a _target_ (the class to build)")
+            require("_target_" in entry, f"optimizer.{backend_name} needs a _target_ (the class to build)")
             for key in ("lr", "learning_rate"):
-                _require(
+                require(
                     key not in entry,
                     f"optimizer.{backend_name}.{key}: set optimizer.lr instead (schedules and sweeps use it)",
                 )
@@ -206,19 +124,17 @@ class DatasetConfig:
     split_seed: int = MISSING
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.source in ("auto", "folder", "tfds"),
             f"dataset.source must be auto, folder or tfds, got {self.source!r}",
         )
-        _require(self.image_size >= 8, f"dataset.image_size must be >= 8, got {self.image_size}")
-        _require(
+        require(self.image_size >= 8, f"dataset.image_size must be >= 8, got {self.image_size}")
+        require(
             self.max_per_class is None or self.max_per_class >= 2,
             f"dataset.max_per_class must be null or >= 2, got {self.max_per_class}",
         )
-        _require(
-            0 < self.val_fraction < 1, f"dataset.val_fraction must be in (0, 1), got {self.val_fraction}"
-        )
-        _require(
+        require(0 < self.val_fraction < 1, f"dataset.val_fraction must be in (0, 1), got {self.val_fraction}")
+        require(
             0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
             f"dataset.test_fraction must be in [0, 1) and leave photos to train on with val_fraction="
             f"{self.val_fraction}, got {self.test_fraction}",
@@ -235,12 +151,12 @@ class ModelConfig:
     dropout: float = MISSING
 
     def __post_init__(self) -> None:
-        _require(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _require(
+        require(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
+        require(
             len(self.filters) >= 1 and min(self.filters) >= 1,
             "model.filters must be a non-empty list of positive ints",
         )
-        _require(
+        require(
             self.kernel_size >= 1 and self.dense_units >= 1,
             "model.kernel_size and model.dense_units must be >= 1",
         )
@@ -266,7 +182,7 @@ class InverseTimeScheduleConfig(ScheduleConfig):
     decay_rate: float = MISSING
 
     def __post_init__(self) -> None:
-        _require_at_least("schedule.decay_rate", self.decay_rate, 0, strict=False)
+        require_at_least("schedule.decay_rate", self.decay_rate, 0, strict=False)
 
 
 @dataclass
@@ -276,7 +192,7 @@ class CosineScheduleConfig(ScheduleConfig):
     alpha: float = MISSING
 
     def __post_init__(self) -> None:
-        _require(0 <= self.alpha <= 1, f"schedule.alpha must be in [0, 1], got {self.alpha}")
+        require(0 <= self.alpha <= 1, f"schedule.alpha must be in [0, 1], got {self.alpha}")
 
 
 @dataclass
@@ -286,9 +202,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, or bf16 mixed precision (weights and optimizer stay fp32)
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
-        _require(
+        require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        require(
             self.precision in PRECISIONS,
             f"train.precision must be one of {PRECISIONS}, got {self.precision!r}",
         )
@@ -313,11 +229,11 @@ class ReportConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             0 < self.margin < 1, f"report.margin must be in (0, 1) (accuracy fraction), got {self.margin}"
         )
-        _require_at_least("report.loss_margin", self.loss_margin, 0, strict=True)
-        _require(
+        require_at_least("report.loss_margin", self.loss_margin, 0, strict=True)
+        require(
             self.target is None or 0 < self.target <= 1,
             f"report.target must be null or a val_accuracy in (0, 1], got {self.target}",
         )
@@ -333,28 +249,28 @@ class ProtocolConfig:
     tuning_seeds: list[int] = field(default_factory=lambda: [0])  # the seeds every trial runs on
     seeds_per_round: int = 3  # confirmation seeds added per round, the same for every optimizer (paired)
     max_seeds: int = 9  # confirmation seeds at most, per optimizer
-    first_confirmation_seed: int = 1000  # fresh seeds: 1000, 1001, ... (never a tuning seed)
+    first_confirmation_seed: int = FIRST_FRESH_SEED  # fresh seeds: 1000, 1001, ... (never a tuning seed)
     sampler_seed: int = 0  # the random search's draws: the same for every optimizer, and on a rerun
     # optimizer -> field -> [low, high], sampled log-uniformly; the defaults are in conf/experiment/
     spaces: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
-        _require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
-        _require(
+        require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
+        require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
+        require(
             self.seeds_per_round >= 2, f"protocol.seeds_per_round must be >= 2, got {self.seeds_per_round}"
         )
-        _require(
+        require(
             self.max_seeds >= self.seeds_per_round,
             f"protocol.max_seeds must be >= seeds_per_round ({self.seeds_per_round}), got {self.max_seeds}",
         )
-        _require(
+        require(
             self.first_confirmation_seed > max(self.tuning_seeds),
             "protocol.first_confirmation_seed must be above every tuning seed (confirmation seeds are fresh)",
         )
         for name, space in self.spaces.items():
             for key, bounds in space.items():
-                _require(
+                require(
                     len(bounds) == 2 and 0 < bounds[0] <= bounds[1],
                     f"protocol.spaces.{name}.{key} must be [low, high] with 0 < low <= high, got {bounds}",
                 )
@@ -381,9 +297,9 @@ class RunConfig:
     logger: LoggerConfig = declared(Role.OPTION, default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
-        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         blocks = len(self.model.filters)
-        _require(
+        require(
             self.dataset.image_size >= 2**blocks,
             f"dataset.image_size={self.dataset.image_size} is too small for {blocks} conv blocks "
             f"(each halves it): use at least {2**blocks}",
@@ -401,20 +317,9 @@ def is_builtin(optimizer: OptimizerConfig) -> bool:
     return not isinstance(optimizer, UserOptimizerConfig)
 
 
-#: The built-in optimizers: each name's schema. Any other name is a user's optimizer (UserOptimizerConfig).
-OPTIMIZER_SCHEMAS = {
-    "sgd_l2": SGDL2Config,
-    "sgdw": SGDWConfig,
-    "adam_l2": AdamL2Config,
-    "adamw": AdamWConfig,
-}
-#: Where each built-in optimizer sits in Loshchilov & Hutter's 2 x 2 (their Fig. 2): its family (the row of
-#: the lr x regularization figure) and whether its regularization is coupled L2 or decoupled weight decay.
+#: Where each built-in optimizer sits in Loshchilov & Hutter's 2 x 2: (family, regularization), from its module.
 LOSHCHILOV_HUTTER_CELLS = {
-    "sgd_l2": ("SGD", "L2"),
-    "sgdw": ("SGD", "decoupled"),
-    "adam_l2": ("Adam", "L2"),
-    "adamw": ("Adam", "decoupled"),
+    name: (schema.cell.family, schema.cell.regularization) for name, schema in OPTIMIZER_SCHEMAS.items()
 }
 SCHEDULE_SCHEMAS = {
     "constant": ConstantScheduleConfig,
@@ -441,6 +346,12 @@ def register_configs(root: type[RunConfig] = RunConfig) -> None:
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=root)
+    # Each built-in optimizer's defaults for the protocol and the grid, from its module (bench/optimizers/):
+    # conf/experiment/fair_comparison.yaml puts them at protocol.spaces, conf/hydra/sweeper/lr_wd_grid.yaml
+    # at hydra.sweeper.grids, where the command line can change any of them.
+    spaces = {name: {k: list(v) for k, v in s.search_space.items()} for name, s in OPTIMIZER_SCHEMAS.items()}
+    cs.store(name="builtin_search_spaces", node=spaces)
+    cs.store(name="builtin_grids", node={name: dict(s.grid) for name, s in OPTIMIZER_SCHEMAS.items()})
     cs.store(name="schema_optimizer_user", node=UserOptimizerConfig)
     for group, schemas in GROUP_SCHEMAS.items():
         if isinstance(schemas, dict):

@@ -5,7 +5,7 @@ decided (``experiment=fair_comparison``; README "A fair comparison").
    (``protocol.spaces``: learning rate and regularization, log-uniform), on the tuning seeds. Every optimizer
    gets the same sampler: the same uniform draws, mapped onto its own ranges.
 2. **Selection.** Each optimizer's best setting by mean *validation* accuracy over the tuning seeds (a run that
-   diverged or failed scores 0). The test split plays no part in it.
+   diverged scores 0, a failed one is left out: :func:`bench.tuning.score`). The test split plays no part in it.
 3. **Confirmation.** The best settings rerun on fresh seeds, the same seeds for every optimizer (paired), in
    rounds of ``protocol.seeds_per_round``, until every pair is decided on the held-out *test* accuracy
    (better, or equivalent within ``report.margin``) or ``protocol.max_seeds`` is reached.
@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import results
+from bench import results, tuning
 from bench.config import ProtocolConfig
 from bench.errors import ConfigError
 from bench.io import atomic_write_json
 from bench.report.compare import PAIR_COLUMNS, adjust_and_decide, arm_values, test_pair
 from bench.report.protocol_section import PROTOCOL_FILE
 from bench.report.stats import ALPHA
+from bench.tuning import SELECTION_METRIC
 
-SELECTION_METRIC = "val_accuracy"  # what tuning selects on
 METRIC = "test_accuracy"  # what the confirmation decides on
 DECIDED = ("better", "equivalent")
 
@@ -91,37 +91,33 @@ def sample_settings(
     return settings
 
 
-def score(result: Mapping[str, Any] | None, metric: str) -> float:
-    """A run's final ``metric`` for selection and budget curves; 0 when it diverged, failed or is missing."""
-    if not result or result.get("status") != results.COMPLETED:
-        return 0.0
-    value = (result.get("final") or {}).get(metric)
-    return float(value) if value is not None and math.isfinite(value) else 0.0
-
-
 def select_best(trials: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Each optimizer's setting with the highest mean validation accuracy over the tuning seeds.
+    """Each optimizer's setting with the highest mean validation accuracy over the tuning seeds
+    (:func:`bench.tuning.best`: ties go to the earlier trial).
 
     Args:
         trials: one row per tuning run with ``optimizer``, ``trial`` (its index in the draws), ``setting``
-            (a :class:`Setting`) and ``score`` (:func:`score` of val_accuracy). Other columns, the test
-            metrics among them, are ignored: selection never sees the test split.
+            (a :class:`Setting`) and ``score`` (:func:`bench.tuning.score` of val_accuracy). Other columns,
+            the test metrics among them, are ignored: selection never sees the test split.
 
     Returns:
-        optimizer -> {"setting": Setting, "trial": int, "val_accuracy_mean": float}; ties go to the earlier trial.
+        optimizer -> {"setting": Setting, "trial": int, "val_accuracy_mean": float}.
     """
-    means = trials.groupby(["optimizer", "trial"], sort=True).agg(
-        setting=("setting", "first"), val_accuracy_mean=("score", "mean")
-    )
-    best = {}
-    for optimizer, rows in means.groupby(level="optimizer", sort=False):
-        top = rows["val_accuracy_mean"].idxmax()  # the first maximum: the earliest trial among ties
-        best[optimizer] = {
-            "setting": rows.loc[top, "setting"],
-            "trial": int(top[1]),
-            "val_accuracy_mean": float(rows.loc[top, "val_accuracy_mean"]),
+    chosen = {}
+    for optimizer, rows in trials.sort_values("trial", kind="stable").groupby("optimizer", sort=True):
+        by_trial = rows.groupby("trial", sort=True)
+        scores = {trial: [None if pd.isna(v) else v for v in group["score"]] for trial, group in by_trial}
+        top = tuning.best(scores)
+        if top is None:
+            raise ConfigError(
+                f"every tuning run of {optimizer} failed: nothing to select (see their result.json)"
+            )
+        chosen[optimizer] = {
+            "setting": by_trial.get_group(top)["setting"].iloc[0],
+            "trial": int(top),
+            "val_accuracy_mean": float(tuning.mean_score(scores[top])),
         }
-    return best
+    return chosen
 
 
 def decide_pairs(confirmation: pd.DataFrame, margin: float, alpha: float) -> pd.DataFrame:
@@ -191,7 +187,7 @@ class ProtocolRun:
                 | {
                     "run_dir": str(run_dir),
                     "status": (result or {}).get("status", results.RunStatus.MISSING),
-                    "score": score(result, SELECTION_METRIC),
+                    "score": tuning.score(result, SELECTION_METRIC),
                     SELECTION_METRIC: final.get(SELECTION_METRIC),
                     METRIC: final.get(METRIC),
                     "train_images": sum(r["train_images"] for r in results.read_metrics(run_dir)),
@@ -214,10 +210,12 @@ class ProtocolRun:
         """Rounds of fresh seeds until every pair is decided or max_seeds is reached."""
         runs: list[dict[str, Any]] = []
         rounds: list[dict[str, Any]] = []
-        first, per_round = self.protocol.first_confirmation_seed, self.protocol.seeds_per_round
-        used = 0
+        fresh = tuning.fresh_seeds(
+            self.protocol.tuning_seeds, self.protocol.max_seeds, self.protocol.first_confirmation_seed
+        )
+        per_round, used = self.protocol.seeds_per_round, 0
         while used < self.protocol.max_seeds:
-            seeds = list(range(first + used, first + min(used + per_round, self.protocol.max_seeds)))
+            seeds = fresh[used : used + per_round]
             used += len(seeds)
             jobs = [
                 ({"optimizer": name, "seed": seed}, best[name]["setting"].overrides(seed))

@@ -4,15 +4,14 @@ The objective is the final val_accuracy of one run on one seed, so the best of m
 estimate: it was selected on the very validation photos that scored it. ``python -m bench.search SWEEP_DIR``
 ranks the settings of a finished (or interrupted) search or grid from the jobs' result.json files and prints
 the commands that re-evaluate the best one on fresh seeds next to the defaults, so the report can say whether
-tuning helped beyond seed noise.
+tuning helped beyond seed noise. Scores, the choice of the best and the fresh seeds follow the same rules as
+``experiment=fair_comparison``'s tuning and confirmation (:mod:`bench.tuning`).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,29 +19,20 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from bench import tuning
 from bench.config import CONFIG_DIR, EXPERIMENT_KEYS, register_configs
 from bench.experiment import Role
-from bench.results import COMPLETED, FAILED, read_result, result_files
+from bench.results import read_result, result_files
 
 
 def objective(result: dict[str, Any]) -> float | None:
-    """What ``python -m bench`` returns to a sweeper: final val_accuracy, 0.0 if diverged, None if failed.
-
-    A diverged run is a real outcome of its hyperparameters (the learning rate was too high), so it scores
-    below any trained model (chance is 0.2). A failed run says nothing about them (a crash, a full disk): None
-    makes the Optuna sweeper record the trial as failed, and its sampler ignores it. NaN is never returned,
-    because Optuna 2.10 raises on it and stops the whole search.
-    """
-    if result["status"] == FAILED:
-        return None
-    value = result["final"]["val_accuracy"]
-    if result["status"] != COMPLETED or value is None or not math.isfinite(value):
-        return 0.0
-    return float(value)
+    """What ``python -m bench`` returns to a sweeper: :func:`bench.tuning.score` (final val_accuracy, 0.0 if
+    diverged, None if failed: Optuna then records the trial as failed and its sampler ignores it)."""
+    return tuning.score(result)
 
 
 @dataclass
-class Setting:
+class SearchPoint:
     """One point of a search or grid: the runs that share every override but the seed."""
 
     overrides: dict[str, str]  # key -> value as typed on the command line, without seed
@@ -52,7 +42,7 @@ class Setting:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.scores) if self.scores else math.nan
+        return tuning.mean_score(self.scores)
 
 
 def _split(override: str) -> tuple[str, str]:
@@ -60,13 +50,13 @@ def _split(override: str) -> tuple[str, str]:
     return key, value
 
 
-def load_settings(sweep_dir: Path) -> list[Setting]:
+def load_settings(sweep_dir: Path) -> list[SearchPoint]:
     """Every job below ``sweep_dir`` with a result.json, grouped by its experiment overrides without the seed.
 
     Overrides that are not part of a run (``force``, ``report.*``: bench/experiment.py) are dropped; locations
     and thread counts are kept for the commands to repeat, but never tell two settings apart.
     """
-    settings: dict[tuple, Setting] = {}
+    settings: dict[tuple, SearchPoint] = {}
     for path in result_files(sweep_dir):
         result = read_result(path.parent)
         if result is None:  # not written by a run: result.json is written atomically
@@ -74,7 +64,7 @@ def load_settings(sweep_dir: Path) -> list[Setting]:
         pairs = (_split(override) for override in result.get("overrides", []))
         overrides = {k: v for k, v in pairs if k != "seed" and EXPERIMENT_KEYS.role(k) is not Role.OPTION}
         identity = tuple(sorted((k, v) for k, v in overrides.items() if EXPERIMENT_KEYS.is_experiment(k)))
-        setting = settings.setdefault(identity, Setting(overrides, [], []))
+        setting = settings.setdefault(identity, SearchPoint(overrides, [], []))
         setting.seeds.append(result["seed"])
         score = objective(result)
         if score is None:
@@ -84,22 +74,10 @@ def load_settings(sweep_dir: Path) -> list[Setting]:
     return list(settings.values())
 
 
-def tuned_keys(settings: list[Setting]) -> list[str]:
+def tuned_keys(settings: list[SearchPoint]) -> list[str]:
     """The experiment override keys whose value differs between settings: what the search or grid varied."""
     keys = sorted({key for s in settings for key in s.overrides if EXPERIMENT_KEYS.is_experiment(key)})
     return [key for key in keys if len({s.overrides.get(key) for s in settings}) > 1]
-
-
-def fresh_seeds(settings: list[Setting], n: int) -> list[int]:
-    """The ``n`` smallest seeds that no run of the search used."""
-    used = {seed for s in settings for seed in s.seeds}
-    seeds: list[int] = []
-    candidate = 0
-    while len(seeds) < n:
-        if candidate not in used:
-            seeds.append(candidate)
-        candidate += 1
-    return seeds
 
 
 def command(overrides: dict[str, str], seeds: list[int], sweep_dir: Path) -> str:
@@ -108,7 +86,7 @@ def command(overrides: dict[str, str], seeds: list[int], sweep_dir: Path) -> str
     return shlex.join(words)
 
 
-def ranking(settings: list[Setting], keys: list[str], top: int) -> str:
+def ranking(settings: list[SearchPoint], keys: list[str], top: int) -> str:
     """The ``top`` settings by mean objective, one line each."""
     ranked = sorted((s for s in settings if s.scores), key=lambda s: s.mean, reverse=True)[:top]
     lines = []
@@ -139,7 +117,7 @@ def _same(a: str, b: str) -> bool:
         return a == b
 
 
-def reevaluation(best: Setting, keys: list[str], seeds: list[int], target: Path) -> list[str]:
+def reevaluation(best: SearchPoint, keys: list[str], seeds: list[int], target: Path) -> list[str]:
     """Commands that rerun the best setting and the defaults on ``seeds`` into one sweep, then compare them.
 
     The tuned keys are given explicitly in both runs: on the command line they replace any grid an
@@ -172,7 +150,7 @@ def summary(sweep_dir: Path, n_seeds: int = 5, top: int = 5) -> str:
     if not scored:
         raise ValueError(f"no finished run with a score under {sweep_dir}")
     keys = tuned_keys(settings)
-    best = max(scored, key=lambda s: s.mean)
+    best = scored[tuning.best(dict(enumerate(s.scores for s in scored))) or 0]
     n_runs = sum(len(s.seeds) for s in settings)
     n_failed = sum(s.n_failed for s in settings)
     lines = [
@@ -183,7 +161,8 @@ def summary(sweep_dir: Path, n_seeds: int = 5, top: int = 5) -> str:
         "The best score is optimistic: it was picked on the validation photos that measured it.",
     ]
     target = sweep_dir.with_name(sweep_dir.name + "-reevaluation")
-    return "\n".join(lines + reevaluation(best, keys, fresh_seeds(settings, n_seeds), target))
+    seeds = tuning.fresh_seeds((seed for s in settings for seed in s.seeds), n_seeds)
+    return "\n".join(lines + reevaluation(best, keys, seeds, target))
 
 
 def main(argv: list[str] | None = None) -> None:

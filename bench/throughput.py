@@ -40,13 +40,13 @@ from bench import data as data_lib
 from bench import results
 from bench.architecture import CNNSpec, initial_weights
 from bench.backend import BareLoop, Trainer, build_trainer, load_backend, load_reference
+from bench.checks import require
 from bench.config import (
     CONFIG_DIR,
     OPTIMIZER_SCHEMAS,
     PRECISIONS,
     DatasetConfig,
     RunConfig,
-    _require,
     is_builtin,
     register_configs,
     validate,
@@ -74,14 +74,14 @@ class ThroughputConfig:
     reference_precision: Optional[str] = None
 
     def __post_init__(self) -> None:
-        _require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
-        _require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
-        _require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
-        _require(
+        require(self.warmup_steps >= 1, f"throughput.warmup_steps must be >= 1, got {self.warmup_steps}")
+        require(self.timed_steps >= 2, f"throughput.timed_steps must be >= 2, got {self.timed_steps}")
+        require(self.matmul_size >= 64, f"throughput.matmul_size must be >= 64, got {self.matmul_size}")
+        require(
             self.reference_backend in (None, *BACKENDS),
             f"throughput.reference_backend must be null or one of {BACKENDS}, got {self.reference_backend!r}",
         )
-        _require(
+        require(
             self.reference_precision in (None, *PRECISIONS),
             f"throughput.reference_precision must be null or one of {PRECISIONS}, "
             f"got {self.reference_precision!r}",
@@ -179,7 +179,7 @@ def build_bare_loop(
         with framework_noise_filtered():
             load_backend(bare.backend.name).setup(bare)
     return load_reference(bare.backend.name).bare_loop(
-        spec, weights, run.optimizer.name, run.optimizer.lr, run.train.batch_size, bare.train.precision
+        spec, weights, run.optimizer, run.train.batch_size, bare.train.precision
     )
 
 

@@ -8,6 +8,7 @@ semantics, parity with Keras) is tested in test_keras_backend.py, test_torch_bac
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 
@@ -25,6 +26,7 @@ from bench.backend import (
     load_backend,
     load_reference,
 )
+from bench.config import OPTIMIZER_SCHEMAS, load_option
 from bench.errors import BackendUnavailableError
 from tests.conftest import compose_run, l2_penalty
 
@@ -187,10 +189,19 @@ def test_same_seed_repeats_exactly_with_dropout(name, data):
     assert two_epochs(seed=2)[0] != first  # the seed matters: the test is not vacuous
 
 
+def test_every_builtin_optimizer_has_a_builder_on_every_backend(name):
+    """One table per backend from optimizer to builder (backends/<name>/optim.py), covering bench/optimizers/."""
+    builders = importlib.import_module(f"backends.{name}.optim").BUILDERS
+    assert sorted(builders) == sorted(OPTIMIZER_SCHEMAS)
+    for optimizer, schema in OPTIMIZER_SCHEMAS.items():  # and each has its YAML, typed by its schema
+        assert type(load_option("optimizer", optimizer)) is schema
+
+
 def test_reference_yardsticks(name, data):
     reference = load_reference(name)
     spec = spec_of(make_run(name))
-    bare = reference.bare_loop(spec, initial_weights(spec, 0), "sgd_l2", LR, BATCH, "fp32")
+    optimizer = load_option("optimizer", "sgd_l2", lr=LR)
+    bare = reference.bare_loop(spec, initial_weights(spec, 0), optimizer, BATCH, "fp32")
     step_times = bare.train(data["images"], data["labels"])
     assert len(step_times) == 10 // BATCH and all(seconds > 0 for seconds in step_times)  # whole batches
     assert reference.matmul_gflops(64, "fp32") > 0

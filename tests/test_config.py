@@ -12,17 +12,17 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from bench.config import (
     GROUP_SCHEMAS,
-    AdamL2Config,
-    AdamWConfig,
     ConstantScheduleConfig,
     CosineScheduleConfig,
     InverseTimeScheduleConfig,
-    SGDL2Config,
     load_option,
     register_configs,
     validate,
 )
 from bench.errors import ConfigError
+from bench.optimizers.adam_l2 import AdamL2Config
+from bench.optimizers.adamw import AdamWConfig
+from bench.optimizers.sgd_l2 import SGDL2Config
 from tests.conftest import CONF_DIR, run_cli
 
 # Every value of `python -m bench --cfg job --resolve` with no overrides (as of the seed blog), except the

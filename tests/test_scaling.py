@@ -98,7 +98,7 @@ def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path)
     text = summary(sweep, n_seeds=3)
     assert "3 settings, 3 runs (0 failed)" in text and "varied: optimizer.lr, optimizer.weight_decay" in text
     commands = [line.strip() for line in text.splitlines() if line.strip().startswith("python -m bench -m")]
-    assert len(commands) == 2 and all("seed=1,2,3" in c for c in commands)  # fresh seeds: the search used 0
+    assert len(commands) == 2 and all("seed=1000,1001,1002" in c for c in commands)  # fresh, as a protocol's
     assert "optimizer.weight_decay=0.001" in commands[1]  # the defaults, next to the best setting
 
     before = {path: path.read_bytes() for path in results.result_files(sweep)}

@@ -6,7 +6,9 @@ This module is the backend's :class:`bench.backend.Reference` (``BareLoop`` and 
 The bare loop is what a Keras user writes from the seed blog, and nothing of flowerbench's machinery: a
 ``keras.Sequential`` of the same layers (a ``Rescaling(1/255)`` layer in front, since it eats uint8 images),
 ``compile`` with the optimizer and ``model.fit`` on the in-memory arrays, timed per batch by a callback. Only
-the layer sizes (:class:`CNNSpec`) and the starting weights come from the suite, so both train the same network.
+the layer sizes (:class:`CNNSpec`), the starting weights and the optimizer (the stock Keras class the suite's
+:data:`~backends.keras.optim.BUILDERS` makes, with the L2 penalty as kernel regularizers) come from the suite,
+so both train the same network with the same update.
 Threads and op determinism are process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
 """
 
@@ -16,18 +18,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.keras.optim import make_optimizer
 from bench.architecture import CNNSpec
+from bench.config import kernel_l2
+from bench.optimizers import OptimizerConfig
 from bench.timing import StepTimer, time_calls
 
-# Penalty and decay factors of the seed blog; their values do not change what a step costs.
-L2 = 1e-3
-WEIGHT_DECAY = 1e-3
-DECOUPLED = ("sgdw", "adamw")  # weight decay in the optimizer, no kernel regularizer
 TF_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
 
-def _build_model(spec: CNNSpec, optimizer: str) -> keras.Model:
-    regularizer = None if optimizer in DECOUPLED else keras.regularizers.L2(L2)
+def _build_model(spec: CNNSpec, l2: float) -> keras.Model:
+    regularizer = keras.regularizers.L2(l2) if l2 else None  # none for decoupled decay, in the optimizer
     layers: list = [
         keras.Input((spec.image_size, spec.image_size, spec.channels)),
         keras.layers.Rescaling(1 / 255),
@@ -59,18 +60,6 @@ def _load_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
             model.get_layer(layer).set_weights([weights[f"{layer}/kernel"], weights[f"{layer}/bias"]])
 
 
-def _optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    if name == "sgd_l2":
-        return keras.optimizers.SGD(lr, momentum=0.9)
-    if name == "sgdw":
-        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=WEIGHT_DECAY)
-    if name == "adam_l2":
-        return keras.optimizers.Adam(lr)
-    if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=WEIGHT_DECAY)
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
 class _BatchTimer(keras.callbacks.Callback):
     """Feeds a :class:`StepTimer` from ``fit``'s hooks. Overriding ``on_train_batch_end`` also keeps Keras from
     dispatching batch callbacks asynchronously, so each time is taken once its step is done."""
@@ -97,21 +86,21 @@ class BareLoop:
         self,
         spec: CNNSpec,
         weights: dict[str, np.ndarray],
-        optimizer: str,
-        lr: float,
+        optimizer: OptimizerConfig,
         batch_size: int,
         precision: str = "fp32",
     ):
         previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
         try:
-            self.model = _build_model(spec, optimizer)
+            self.model = _build_model(spec, kernel_l2(optimizer))
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
         _load_weights(self.model, weights)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # jit_compile=False: the suite's step is not XLA-compiled either ("auto" means no XLA on CPU anyway).
-        self.model.compile(_optimizer(optimizer, lr), loss, metrics=["accuracy"], jit_compile=False)
+        step = make_optimizer(optimizer, optimizer.lr)
+        self.model.compile(step, loss, metrics=["accuracy"], jit_compile=False)
         self.batch_size = batch_size
 
     def train(self, images: np.ndarray, labels: np.ndarray) -> list[float]:

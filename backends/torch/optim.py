@@ -31,16 +31,12 @@ import hydra.utils
 import torch
 from torch import nn
 
-from bench.config import (
-    AdamL2Config,
-    AdamWConfig,
-    OptimizerConfig,
-    ScheduleConfig,
-    SGDL2Config,
-    SGDWConfig,
-    UserOptimizerConfig,
-    kernel_l2,
-)
+from bench.config import ScheduleConfig, UserOptimizerConfig
+from bench.optimizers import OptimizerConfig
+from bench.optimizers.adam_l2 import AdamL2Config
+from bench.optimizers.adamw import AdamWConfig
+from bench.optimizers.sgd_l2 import SGDL2Config
+from bench.optimizers.sgdw import SGDWConfig
 
 LrFactor = Callable[[int], float]
 
@@ -57,34 +53,6 @@ def lr_factor(schedule: ScheduleConfig, total_steps: int) -> LrFactor | None:
             (1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) + alpha
         )
     raise ValueError(f"unknown schedule {schedule.name!r}")  # unreachable: the config schema checks names
-
-
-def _param_groups(
-    optimizer: OptimizerConfig, kernels: list[nn.Parameter], biases: list[nn.Parameter]
-) -> list[dict[str, Any]]:
-    """L2 as coupled weight decay on kernels only; AdamW decays every variable, biases too, as Keras does.
-    SGDW's decay is not torch's (it is done by :class:`KerasStep`), so torch's is 0."""
-    if isinstance(optimizer, AdamWConfig):
-        return [{"params": kernels + biases, "weight_decay": optimizer.weight_decay}]
-    if isinstance(optimizer, SGDWConfig):
-        return [{"params": kernels + biases, "weight_decay": 0.0}]
-    return [
-        {"params": kernels, "weight_decay": 2 * kernel_l2(optimizer)},
-        {"params": biases, "weight_decay": 0.0},
-    ]
-
-
-def _make_torch_optimizer(optimizer: OptimizerConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    # fused: one kernel per step for all parameters (CPU and CUDA); the dense kernel alone has 16.6 M weights
-    # at 180 px. weight_decay is always set per group, so torch's defaults (e.g. AdamW's 0.01) never apply.
-    if isinstance(optimizer, (SGDL2Config, SGDWConfig)):
-        return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=True)
-    betas = (optimizer.beta_1, optimizer.beta_2)
-    if isinstance(optimizer, AdamWConfig):
-        return torch.optim.AdamW(groups, lr=optimizer.lr, betas=betas, eps=optimizer.epsilon, fused=True)
-    if isinstance(optimizer, AdamL2Config):
-        return torch.optim.Adam(groups, lr=optimizer.lr, betas=betas, eps=optimizer.epsilon, fused=True)
-    raise ValueError(f"unknown optimizer {optimizer.name!r}")  # unreachable: the config schema checks names
 
 
 def class_path(optimizer: torch.optim.Optimizer) -> str:
@@ -138,14 +106,14 @@ class KerasStep(ScheduledStep):
         decoupled_decay: SGDW's weight decay, applied to every parameter before each step; 0 for none.
     """
 
-    adds_l2_gradient = True  # weight_decay = 2 * l2 on the kernels' group (see _param_groups)
+    adds_l2_gradient = True  # weight_decay = 2 * l2 on the kernels' group (see _l2_groups)
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
         factor: LrFactor | None,
-        epsilon_hat: float | None,
-        beta_2: float,
+        epsilon_hat: float | None = None,
+        beta_2: float = 0.0,
         decoupled_decay: float = 0.0,
     ):
         super().__init__(optimizer, factor)
@@ -187,6 +155,55 @@ class KerasStep(ScheduledStep):
         torch._foreach_mul_(self._all_params, 1.0 - self.learning_rate() * self.decoupled_decay)
 
 
+def _l2_groups(l2: float, kernels: list[nn.Parameter], biases: list[nn.Parameter]) -> list[dict[str, Any]]:
+    """Keras' L2 on kernels only, as torch's coupled weight decay ``2 * l2`` (the module docstring)."""
+    return [{"params": kernels, "weight_decay": 2 * l2}, {"params": biases, "weight_decay": 0.0}]
+
+
+# fused=True: one kernel per step for all parameters (CPU and CUDA); the dense kernel alone has 16.6 M weights
+# at 180 px. weight_decay is always set per group, so torch's defaults (e.g. AdamW's 0.01) never apply.
+
+
+def _sgd_l2(optimizer: SGDL2Config, factor: LrFactor | None, kernels, biases) -> KerasStep:
+    groups = _l2_groups(optimizer.l2, kernels, biases)
+    sgd = torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=True)
+    return KerasStep(sgd, factor)
+
+
+def _sgdw(optimizer: SGDWConfig, factor: LrFactor | None, kernels, biases) -> KerasStep:
+    # torch has no SGDW: KerasStep decays every parameter before torch's plain SGD step (weight_decay 0).
+    groups = [{"params": kernels + biases, "weight_decay": 0.0}]
+    sgd = torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=True)
+    return KerasStep(sgd, factor, decoupled_decay=optimizer.weight_decay)
+
+
+def _adam_l2(optimizer: AdamL2Config, factor: LrFactor | None, kernels, biases) -> KerasStep:
+    groups = _l2_groups(optimizer.l2, kernels, biases)
+    adam = torch.optim.Adam(
+        groups, lr=optimizer.lr, betas=(optimizer.beta_1, optimizer.beta_2), eps=optimizer.epsilon, fused=True
+    )
+    return KerasStep(adam, factor, epsilon_hat=optimizer.epsilon, beta_2=optimizer.beta_2)
+
+
+def _adamw(optimizer: AdamWConfig, factor: LrFactor | None, kernels, biases) -> KerasStep:
+    # Decays every parameter, biases too, as Keras' AdamW does.
+    groups = [{"params": kernels + biases, "weight_decay": optimizer.weight_decay}]
+    adamw = torch.optim.AdamW(
+        groups, lr=optimizer.lr, betas=(optimizer.beta_1, optimizer.beta_2), eps=optimizer.epsilon, fused=True
+    )
+    return KerasStep(adamw, factor, epsilon_hat=optimizer.epsilon, beta_2=optimizer.beta_2)
+
+
+#: Each built-in optimizer's builder (bench/optimizers/): its config, the lr factor of the schedule, the
+#: kernels (which carry the L2 penalty) and the other parameters in, a stepper with Keras' semantics out.
+BUILDERS: dict[str, Callable[..., KerasStep]] = {
+    "sgd_l2": _sgd_l2,
+    "sgdw": _sgdw,
+    "adam_l2": _adam_l2,
+    "adamw": _adamw,
+}
+
+
 def make_optimizer(
     optimizer: OptimizerConfig,
     schedule: ScheduleConfig,
@@ -208,12 +225,4 @@ def make_optimizer(
             optimizer.torch, params=kernels + biases, lr=optimizer.lr, _convert_="all"
         )
         return ScheduledStep(users, factor)
-    torch_optimizer = _make_torch_optimizer(optimizer, _param_groups(optimizer, kernels, biases))
-    is_adam = isinstance(optimizer, (AdamL2Config, AdamWConfig))
-    return KerasStep(
-        torch_optimizer,
-        factor,
-        epsilon_hat=optimizer.epsilon if is_adam else None,
-        beta_2=optimizer.beta_2 if is_adam else 0.0,
-        decoupled_decay=optimizer.weight_decay if isinstance(optimizer, SGDWConfig) else 0.0,
-    )
+    return BUILDERS[optimizer.name](optimizer, factor, kernels, biases)

@@ -3,12 +3,12 @@
 This module is the backend's :class:`bench.backend.Reference` (``BareLoop`` and ``matmul_gflops``, loaded by
 :func:`bench.backend.load_reference`): ``python -m bench.throughput`` compares the suite's
 :class:`~backends.torch.trainer.Trainer` with them.
-The bare loop is the textbook one, with nothing of flowerbench's machinery: an ``nn.Sequential`` of the same
-layers in channels_last memory format, a stock fused ``torch.optim`` optimizer (L2 as ``weight_decay`` on all
-parameters), and per batch ``zero_grad`` / forward / ``cross_entropy`` / ``backward`` / ``step``, under
-``torch.autocast`` for bf16. Only the layer sizes (:class:`CNNSpec`) and the starting weights come from the
-suite: both train the same architecture at the same cost per step. Threads and deterministic algorithms are
-process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
+The bare loop is the textbook one: an ``nn.Sequential`` of the same layers in channels_last memory format, and
+per batch ``zero_grad`` / forward / ``cross_entropy`` / ``backward`` / ``step``, under ``torch.autocast`` for
+bf16. The layer sizes (:class:`CNNSpec`), the starting weights and the optimizer's step come from the suite: the
+step is the one :data:`~backends.torch.optim.BUILDERS` makes (stock fused ``torch.optim`` classes, plus Keras'
+corrections, a few scalar writes per step), so that the two loops differ in everything but the update.
+Threads and deterministic algorithms are process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backends.torch.optim import make_optimizer
 from bench.architecture import CNNSpec
+from bench.config import ConstantScheduleConfig
+from bench.optimizers import OptimizerConfig
 from bench.timing import Stopwatch, time_calls
 
-# Penalty and decay factors of the seed blog; their values do not change what a step costs.
-L2 = 1e-3
-WEIGHT_DECAY = 1e-3
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -62,21 +62,6 @@ def _load_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
         module.bias.copy_(torch.from_numpy(bias))
 
 
-def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    # fused=True, as the suite uses: torch's CPU default (a for-loop over parameters) costs 30 ms (SGD) to
-    # 95 ms (Adam) more per step on the 16.6 M-weight dense layer at 180 px, which would be counted as the
-    # suite's "negative overhead" instead of what it is, a choice of optimizer kernel.
-    if name == "sgd_l2":
-        return torch.optim.SGD(params, lr, momentum=0.9, weight_decay=2 * L2, fused=True)
-    if name == "sgdw":  # torch has no SGDW: BareLoop._step decays the weights before this plain SGD step
-        return torch.optim.SGD(params, lr, momentum=0.9, fused=True)
-    if name == "adam_l2":
-        return torch.optim.Adam(params, lr, weight_decay=2 * L2, fused=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr, weight_decay=WEIGHT_DECAY, fused=True)
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
 class BareLoop:
     """The flowers CNN and a stock optimizer; :meth:`train` may be called again and again."""
 
@@ -84,29 +69,28 @@ class BareLoop:
         self,
         spec: CNNSpec,
         weights: dict[str, np.ndarray],
-        optimizer: str,
-        lr: float,
+        optimizer: OptimizerConfig,
         batch_size: int,
         precision: str = "fp32",
     ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = _build_model(spec).to(self.device, memory_format=torch.channels_last)
         _load_weights(self.model, weights)
-        self.optimizer = _optimizer(optimizer, self.model.parameters(), lr)
-        self.decoupled_decay = lr * WEIGHT_DECAY if optimizer == "sgdw" else 0.0
+        weighted = [m for m in self.model if isinstance(m, (nn.Conv2d, nn.Linear))]
+        kernels, biases = [m.weight for m in weighted], [m.bias for m in weighted]
+        self.optimizer = make_optimizer(
+            optimizer, ConstantScheduleConfig(name="constant"), 1, kernels, biases
+        )
         self.batch_size, self.bf16 = batch_size, precision == "bf16"
 
     def _step(self, images: np.ndarray, labels: np.ndarray) -> None:
         # NHWC uint8 → an NCHW view whose memory is already channels_last; scaled on the device.
         x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255
         y = torch.from_numpy(labels.astype(np.int64)).to(self.device)
-        self.optimizer.zero_grad()
+        self.optimizer.optimizer.zero_grad()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss = F.cross_entropy(self.model(x).float(), y)
         loss.backward()
-        if self.decoupled_decay:
-            with torch.no_grad():
-                torch._foreach_mul_(list(self.model.parameters()), 1 - self.decoupled_decay)
         self.optimizer.step()
         if self.device.type == "cuda":
             loss.item()  # wait for the step, as a loop that logs its loss does; CPU steps are synchronous
