@@ -17,6 +17,7 @@ Each optimizer and each schedule has its own schema, so a key that does not belo
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.checks import require, require_at_least
+from bench.checks import require, require_at_least, require_seed
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
 from bench.experiment import ExperimentKeys, Role, declared
 from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
+from bench.registry import REGISTRY
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
 from bench.tuning import FIRST_FRESH_SEED
@@ -139,6 +141,7 @@ class DatasetConfig:
             f"dataset.test_fraction must be in [0, 1) and leave photos to train on with val_fraction="
             f"{self.val_fraction}, got {self.test_fraction}",
         )
+        require_seed("dataset.split_seed", self.split_seed)
 
 
 @dataclass
@@ -200,6 +203,8 @@ class TrainConfig:
     epochs: int = 7
     batch_size: int = 32
     precision: str = "fp32"  # fp32, or bf16 mixed precision (weights and optimizer stay fp32)
+    # bf16 on a CPU without native bf16 instructions is refused (emulated, ~400x slower: bench/cpu.py) unless set.
+    allow_emulated_bf16: bool = declared(Role.OPTION, default=False)
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
@@ -257,6 +262,11 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
         require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
+        for seed in self.tuning_seeds:
+            require_seed("protocol.tuning_seeds", seed)
+        require_seed("protocol.sampler_seed", self.sampler_seed)
+        require_seed("the last confirmation seed (first_confirmation_seed + max_seeds - 1)",
+                     self.first_confirmation_seed + self.max_seeds - 1)  # fmt: skip
         require(
             self.seeds_per_round >= 2, f"protocol.seeds_per_round must be >= 2, got {self.seeds_per_round}"
         )
@@ -297,7 +307,7 @@ class RunConfig:
     logger: LoggerConfig = declared(Role.OPTION, default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
-        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require_seed("seed", self.seed)
         blocks = len(self.model.filters)
         require(
             self.dataset.image_size >= 2**blocks,
@@ -452,6 +462,16 @@ def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> 
         raise ConfigError(f"optimizer.{backend_name}: {target} does not take these arguments: {exc}") from exc
     except ValueError:  # no signature to read (some builtins): the class checks its arguments itself
         pass
+    # A value the class rejects (torch's NAdam(betas=(2.0, 3.0))) fails here too: the backend builds it once on
+    # a throwaway parameter. Imported by name: the backend's optim module imports this one.
+    optim = importlib.import_module(f"{REGISTRY[backend_name].package}.optim")
+    try:
+        with framework_noise_filtered():
+            optim.build_user_optimizer_once(optimizer)
+    except Exception as exc:  # whatever the class raises on its arguments
+        cause = exc.__cause__ or exc  # Hydra's instantiate wraps the class's own error
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise ConfigError(f"optimizer.{backend_name}: {target} refused its arguments: {reason}") from exc
 
 
 #: Each key's role, read off the schema's declarations (bench/experiment.py): resume, job names, the report's

@@ -172,6 +172,27 @@ def split_bounds(n: int, val_fraction: float, test_fraction: float = 0.0) -> tup
     return test_start - int(round(n * val_fraction)), test_start
 
 
+def check_split(n: int, cfg: DatasetConfig) -> None:
+    """Refuse a split that leaves a split empty: no photo to train on, to validate on, or (with
+    ``test_fraction > 0``) to test on. Checked before decoding where the photos can be counted first.
+
+    Raises:
+        DataError: naming the fractions, how many photos each split would get, and what to change.
+    """
+    train_end, test_start = split_bounds(n, cfg.val_fraction, cfg.test_fraction)
+    sizes = {"train on": train_end, "validate on": test_start - train_end, "test on": n - test_start}
+    if cfg.test_fraction == 0:
+        del sizes["test on"]
+    empty = [what for what, size in sizes.items() if size < 1]
+    if empty:
+        counts = f"train {train_end}, validation {test_start - train_end}, test {n - test_start}"
+        raise DataError(
+            f"dataset.val_fraction={cfg.val_fraction} and dataset.test_fraction={cfg.test_fraction} leave no "
+            f"photo to {' or '.join(empty)} out of {n} ({counts}): change the fractions"
+            + (" or dataset.max_per_class" if cfg.max_per_class is not None else "")
+        )
+
+
 def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray, list[str]]:
     """Photos of a flower_photos folder in the fixed split order, with their labels.
 
@@ -186,6 +207,11 @@ def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray,
     if not class_names:
         raise DataError(
             f"photo folder {root} holds no class folders: expected the flower_photos layout <root>/<class>/*.jpg"
+        )
+    if len(class_names) < 2:
+        raise DataError(
+            f"photo folder {root} holds one class folder ({class_names[0]}): a classifier needs two classes or "
+            "more, each in its own folder <root>/<class>/"
         )
     files, labels = [], []
     for label, name in enumerate(class_names):
@@ -328,6 +354,7 @@ def _decode_source(cfg: DatasetConfig, source: str) -> tuple[np.ndarray, np.ndar
     """Decode every photo of the source: images, labels in split order, class names, files skipped."""
     if source == "folder":
         files, labels, class_names = list_folder(Path(cfg.path).expanduser(), cfg)
+        check_split(len(files), cfg)
         check_decoded_size(len(files), cfg)
         decoded = decode_files(files, cfg.image_size)
         bad = [i for i, image in enumerate(decoded) if image is None]
@@ -374,6 +401,7 @@ def load_flowers(cfg: DatasetConfig) -> FlowerData:
         cache.save(cached, {"class_names": class_names, "skipped_files": skipped})
         cached["meta"] = {"class_names": class_names, "skipped_files": skipped}
     images, labels, meta = cached["images"], cached["labels"], cached["meta"]
+    check_split(len(labels), cfg)  # again: tfds, and photos that did not decode, are counted only now
     train_end, test_start = split_bounds(len(labels), cfg.val_fraction, cfg.test_fraction)
     has_test = test_start < len(labels)
     return FlowerData(

@@ -35,6 +35,11 @@ def one_line_errors(run_dir: Path) -> Iterator[None]:
         raise SystemExit(exc.exit_code) from None
 
 
+#: Less free space than this where the outputs go is refused before Hydra writes its config files: a run needs
+#: a few hundred KB (configs, metrics, result.json, logs) and the photo cache (its own check) more.
+MIN_FREE_BYTES = 8 * 1024**2
+
+
 def unwritable_reason(directory: Path) -> str | None:
     """Why ``directory`` could not be created and written, or None if it can."""
     ancestor = directory.expanduser().absolute()
@@ -44,6 +49,8 @@ def unwritable_reason(directory: Path) -> str | None:
         return f"{ancestor} is a file, not a directory"
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{ancestor} is not writable"
+    if shutil.disk_usage(ancestor).free < MIN_FREE_BYTES:
+        return f"no space left under {ancestor}: {shutil.disk_usage(ancestor).free // 1024} KiB free"
     return None
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
 from bench.io import atomic_write_json, read_jsonl
 
 METRICS_FILE = "metrics.jsonl"
@@ -190,6 +191,7 @@ def environment(framework: dict[str, Any]) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)),
         "git_commit": git_commit(),
+        **cpu.description(),  # the model and instruction sets: numbers and round-off depend on them
     }
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bench import data as data_lib
 from bench import results, tracking
 from bench.architecture import CNNSpec
 from bench.backend import Trainer, build_trainer
 from bench.config import EXPERIMENT_KEYS, RunConfig, is_builtin
-from bench.errors import BenchError
+from bench.errors import BenchError, DiskFullError, is_disk_full
 from bench.experiment import flatten
 from bench.timing import StepTimer, images_per_second
 
@@ -114,6 +115,7 @@ def _epochs(
     with (
         results.MetricsWriter(run_dir) as writer,
         tqdm(total=total, desc=label, unit="img", disable=None, dynamic_ncols=True) as progress,
+        logging_redirect_tqdm(),  # log lines go above the bar (tqdm.write), not over it
     ):
         for epoch in range(1, run.train.epochs + 1):
             record = _epoch(trainer, data, run, epoch, progress)
@@ -175,11 +177,28 @@ def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainO
                     )
     except (BenchError, RunInterrupted, KeyboardInterrupt):
         raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"no space left under {run_dir} ({exc.strerror}) after {len(history)} finished epoch(s), which "
+                f"are in {results.METRICS_FILE}; free some space and rerun the same command"
+            ) from exc
+        return _failed(exc, run_dir, history, data_info, environment)
     except Exception as exc:  # a crash of one run must not cost the rest of the sweep
-        error = f"{type(exc).__name__}: {exc}"
-        log.error("run %s failed: %s\n%s", run_dir, error, traceback.format_exc())
-        return TrainOutcome(results.FAILED, history, data_info, environment, error=error)
+        return _failed(exc, run_dir, history, data_info, environment)
     return TrainOutcome(results.COMPLETED, history, data_info, environment)
+
+
+def _failed(
+    exc: Exception,
+    run_dir: Path,
+    history: list[results.EpochRecord],
+    data_info: results.DataInfo | None,
+    environment: dict[str, Any] | None,
+) -> TrainOutcome:
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("run %s failed: %s\n%s", run_dir, error, traceback.format_exc())
+    return TrainOutcome(results.FAILED, history, data_info, environment, error=error)
 
 
 def is_finished(previous: dict | None, resolved_config: dict, source: str) -> bool:
@@ -249,6 +268,15 @@ def run_experiment(
         started_at=started_at,
         finished_at=results.now_iso(),
     )
-    results.write_result(run_dir, result)
+    try:
+        results.write_result(run_dir, result)  # atomic: result.json is whole or absent
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        trackers.finish(results.FAILED)
+        raise DiskFullError(
+            f"no space left under {run_dir} ({exc.strerror}) to write {results.RESULT_FILE}; its "
+            f"{len(outcome.history)} finished epoch(s) are in {results.METRICS_FILE}: free some space and rerun"
+        ) from exc
     trackers.finish(outcome.status, run_dir / results.RESULT_FILE)
     return result.to_dict()

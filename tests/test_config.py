@@ -42,7 +42,7 @@ SEED_BLOG_CONFIG = {
     },
     "model": {"filters": [64, 64], "kernel_size": 3, "dense_units": 128, "dropout": 0.2},
     "schedule": {"name": "constant"},
-    "train": {"epochs": 7, "batch_size": 32, "precision": "fp32"},
+    "train": {"epochs": 7, "batch_size": 32, "precision": "fp32", "allow_emulated_bf16": False},
     "seed": 0,
     "force": False,
     "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},

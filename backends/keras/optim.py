@@ -75,6 +75,12 @@ BUILDERS: dict[str, Callable[..., keras.optimizers.Optimizer]] = {
 }
 
 
+def build_user_optimizer_once(optimizer: UserOptimizerConfig) -> None:
+    """Build a user's optimizer once, so that a value its class rejects fails when the config is validated,
+    not in the middle of a sweep (bench/config.py)."""
+    make_optimizer(optimizer, optimizer.lr)
+
+
 def make_optimizer(optimizer: OptimizerConfig, learning_rate) -> keras.optimizers.Optimizer:
     """The one factory: config data in, Keras optimizer out."""
     if isinstance(optimizer, UserOptimizerConfig):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 from typing import Any
 
 import keras
@@ -18,7 +17,7 @@ import tensorflow as tf
 
 from backends.keras import model as model_lib
 from backends.keras import optim
-from bench import backend
+from bench import backend, cpu
 from bench.architecture import CNNSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
@@ -51,6 +50,8 @@ def _configure_process(run: RunConfig) -> None:
             log.warning("TensorFlow already started with other thread settings; keeping them")
     if run.backend.device == "gpu" and not tf.config.get_visible_devices("GPU"):
         raise ConfigError("backend.device=gpu, but TensorFlow sees no GPU; use backend.device=auto or cpu")
+    on_cpu = not tf.config.get_visible_devices("GPU")
+    cpu.check_bf16(run.train.precision, on_cpu, run.train.allow_emulated_bf16)
     keras.backend.clear_session()  # free the previous job's model when a sweep runs jobs in one process
     keras.utils.set_random_seed(run.seed)
     tf.config.experimental.enable_op_determinism()
@@ -152,5 +153,4 @@ class Trainer(backend.Trainer):
             "precision": self.run.train.precision,
             "optimizer_class": f"{type(self.optimizer).__module__}.{type(self.optimizer).__qualname__}",
             "deterministic": True,
-            "cpu": platform.processor() or platform.machine(),
         }

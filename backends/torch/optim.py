@@ -204,6 +204,16 @@ BUILDERS: dict[str, Callable[..., KerasStep]] = {
 }
 
 
+def _user_optimizer(optimizer: UserOptimizerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    return hydra.utils.instantiate(optimizer.torch, params=params, lr=optimizer.lr, _convert_="all")
+
+
+def build_user_optimizer_once(optimizer: UserOptimizerConfig) -> None:
+    """Build a user's optimizer on a throwaway parameter, so that a value its class rejects fails when the
+    config is validated, not in the middle of a sweep (bench/config.py)."""
+    _user_optimizer(optimizer, [nn.Parameter(torch.zeros(1))])
+
+
 def make_optimizer(
     optimizer: OptimizerConfig,
     schedule: ScheduleConfig,
@@ -221,8 +231,5 @@ def make_optimizer(
     """
     factor = lr_factor(schedule, total_steps)
     if isinstance(optimizer, UserOptimizerConfig):
-        users = hydra.utils.instantiate(
-            optimizer.torch, params=kernels + biases, lr=optimizer.lr, _convert_="all"
-        )
-        return ScheduledStep(users, factor)
+        return ScheduledStep(_user_optimizer(optimizer, kernels + biases), factor)
     return BUILDERS[optimizer.name](optimizer, factor, kernels, biases)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from backends.torch import fused, optim
 from backends.torch import model as model_lib
-from bench import backend
+from bench import backend, cpu
 from bench.architecture import CNNSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
@@ -60,6 +60,7 @@ def _configure_process(run: RunConfig) -> None:
     # stay bit-identical run to run without it.
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False  # autotuning may pick another (non-deterministic) kernel per run
+    cpu.check_bf16(run.train.precision, not _use_gpu(run), run.train.allow_emulated_bf16)
     if not _use_gpu(run):
         _keep_freed_memory_for_reuse()
 

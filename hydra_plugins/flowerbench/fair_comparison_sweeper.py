@@ -35,6 +35,7 @@ class FairComparisonSweeper(ProgressSweeper):
         # Imported here, not at the top: Hydra imports every plugin module at each start, and the protocol
         # brings in pandas, scipy and statsmodels, which a single run does not need.
         from bench.protocol import ProtocolRun
+        from bench.runner import RunInterrupted, signals_interrupt_run
 
         assert self.config is not None and self.hydra_context is not None
         try:
@@ -49,10 +50,17 @@ class FairComparisonSweeper(ProgressSweeper):
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             run = ProtocolRun(protocol, optimizers, self._launch, common, report.margin, sweep_dir)
-            return run.run()
+            # SIGTERM between jobs (a scheduler's, or kill) ends the protocol as Ctrl-C does: exit 130, as README
+            # promises for an interrupted sweep; the jobs' own handlers cover the time they train.
+            with signals_interrupt_run():
+                return run.run()
         except ConfigError as exc:  # one line, as every input error of flowerbench
             print(f"flowerbench: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        except (RunInterrupted, KeyboardInterrupt) as exc:
+            print(f"\nflowerbench: fair comparison interrupted ({exc or 'SIGINT'}); finished runs are kept: "
+                  "rerun the same command to go on where it stopped", file=sys.stderr)  # fmt: skip
+            raise SystemExit(130) from None
 
     def _split(self, arguments: list[str]) -> tuple[list[str], list[str]]:
         """The optimizers compared, and the overrides every job gets."""
