@@ -15,11 +15,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from bench.report.options import ReportConfig
+from bench.results import REPORT_MARKDOWN
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +32,16 @@ class ReportCallback(Callback):
     """Build ``<sweep dir>/report/`` when a multirun ends; a failure is logged, never raised.
 
     Args:
-        enabled: set False (``report.enabled=false``) to skip the report.
-        metrics: metric families to plot (default: accuracy and ce_loss), as for ``--metrics``.
-        margin, loss_margin, target: the verdict's margins and the time-to-target level, as for ``--margin``,
-            ``--loss-margin`` and ``--target`` (``report.*`` in the config; defaults in ``ReportConfig``).
+        options: the ``report`` node of the config (conf/config.yaml passes all of it), the fields of
+            :class:`bench.report.options.ReportConfig`: ``enabled: false`` skips the report, the others are
+            those of ``python -m bench.report``. Missing ones take their defaults.
     """
 
-    def __init__(
-        self,
-        enabled: bool = True,
-        metrics: list[str] | None = None,
-        margin: float | None = None,
-        loss_margin: float | None = None,
-        target: float | None = None,
-    ) -> None:
-        self.enabled = enabled
-        self.metrics = list(metrics) if metrics else None
-        self.options = {"margin": margin, "loss_margin": loss_margin, "target": target}
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        if isinstance(options, DictConfig):
+            options = OmegaConf.to_container(options, resolve=True)
+        # Checked here, when Hydra starts the sweep: a bad report.margin fails before any job runs.
+        self.options = ReportConfig(**(options or {}))
         self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -56,7 +53,7 @@ class ReportCallback(Callback):
             log.warning("report: cannot read hydra.sweep.dir (%s)", error)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
+        if not self.options.enabled:
             return
         try:
             self._build(config)
@@ -70,8 +67,9 @@ class ReportCallback(Callback):
         from bench.report import build_report  # imported here so that composing the config stays fast
 
         sweep_dir = self.sweep_dir or Path(str(config.hydra.sweep.dir))
-        out = build_report([sweep_dir], metrics=self.metrics, **self.options)
-        log.info("report written to %s", out / "report.md")
+        chosen = {name: value for name, value in vars(self.options).items() if name != "enabled"}
+        out = build_report([sweep_dir], **chosen)
+        log.info("report written to %s", out / REPORT_MARKDOWN)
         from bench.report.console_verdict import verdict_text
 
         print(f"\n{verdict_text(out)}", flush=True)  # the answer, where the sweep's command was typed

@@ -35,6 +35,7 @@ from bench.experiment import ExperimentKeys, Role, declared
 from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
 from bench.registry import REGISTRY
+from bench.report.options import ReportConfig  # the report's own options (cheap: no pandas, no bench.config)
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
 from bench.tuning import FIRST_FRESH_SEED
@@ -212,35 +213,6 @@ class TrainConfig:
         require(
             self.precision in PRECISIONS,
             f"train.precision must be one of {PRECISIONS}, got {self.precision!r}",
-        )
-
-
-@dataclass
-class ReportConfig:
-    """The analysis stage run when a multirun ends; ``python -m bench.report`` takes the same options.
-
-    The margins say what difference matters in practice: two arms whose difference is shown to lie within
-    ±margin are called equivalent (two one-sided tests). They are set before looking at any result.
-    """
-
-    enabled: bool = True
-    metrics: Optional[list[str]] = (
-        None  # figure families; null = accuracy and ce_loss (e.g. [accuracy, loss])
-    )
-    margin: float = 0.01  # accuracy margin, a fraction: 0.01 = 1 point of validation accuracy
-    loss_margin: float = 0.02  # cross-entropy margin in nats (about 2 % of the seed blog's ~1.1)
-    target: Optional[float] = (
-        None  # val_accuracy target of time-to-target; null = 95 % of the best arm's mean
-    )
-
-    def __post_init__(self) -> None:
-        require(
-            0 < self.margin < 1, f"report.margin must be in (0, 1) (accuracy fraction), got {self.margin}"
-        )
-        require_at_least("report.loss_margin", self.loss_margin, 0, strict=True)
-        require(
-            self.target is None or 0 < self.target <= 1,
-            f"report.target must be null or a val_accuracy in (0, 1], got {self.target}",
         )
 
 

@@ -10,7 +10,7 @@ decided (``experiment=fair_comparison``; README "A fair comparison").
    rounds of ``protocol.seeds_per_round``, until every pair is decided on the held-out *test* accuracy
    (better, or equivalent within ``report.margin``) or ``protocol.max_seeds`` is reached.
 
-The decisions are the report's (:mod:`bench.report.compare`: paired t-test on the seeds both ran, Holm across
+The decisions are the report's (:mod:`bench.decide`: paired t-test on the seeds both ran, Holm across
 pairs, two one-sided tests for equivalence). Looking after every round and stopping once decided would raise
 the error rates if each look used 5 %; each look uses ``ALPHA / looks planned`` instead (Bonferroni over the
 looks), which keeps them at 5 % whatever the stopping, at some cost in seeds.
@@ -37,15 +37,13 @@ import pandas as pd
 
 from bench import results, tuning
 from bench.config import ProtocolConfig
+from bench.decide import ALPHA, DECIDED, PAIR_COLUMNS, adjust_and_decide, arm_values, test_pair
 from bench.errors import ConfigError
 from bench.io import atomic_write_json
-from bench.report.compare import PAIR_COLUMNS, adjust_and_decide, arm_values, test_pair
-from bench.report.protocol_section import PROTOCOL_FILE
-from bench.report.stats import ALPHA
+from bench.results import PROTOCOL_FILE
 from bench.tuning import SELECTION_METRIC
 
 METRIC = "test_accuracy"  # what the confirmation decides on
-DECIDED = ("better", "equivalent")
 
 #: One launched job: its run directory and its result.json (None when the job left none).
 Launched = tuple[Path, dict[str, Any] | None]

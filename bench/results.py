@@ -60,6 +60,45 @@ TEST_METRICS = ("test_loss", "test_accuracy", "test_ce_loss")
 #: result.json's ``best``: the best val_accuracy and the lowest val_loss, each with its epoch.
 BEST_KEYS = ("val_accuracy", "val_accuracy_epoch", "val_loss", "val_loss_epoch")
 
+# The files of a sweep directory beyond its runs (README "Reading the results" says what each holds). Every
+# module that writes or reads one takes its name from here: the report (bench/report/), its console verdict,
+# the protocol, and users' scripts.
+PROTOCOL_FILE = "protocol.json"  # a fair comparison's record, in the sweep directory (bench/protocol.py)
+REPORT_DIR = "report"  # the report's default folder, <sweep dir>/report
+REPORT_MARKDOWN, REPORT_HTML = "report.md", "report.html"
+# The report's tables, one CSV each.
+RUNS_CSV = "runs.csv"
+SUMMARY_CSV = "summary.csv"
+COMPARISONS_CSV = "comparisons.csv"
+SEED_DIFFERENCES_CSV = "seed_differences.csv"
+FLAGS_CSV = "flags.csv"
+TIMING_CSV = "timing.csv"
+TIME_TO_TARGET_CSV = "time_to_target.csv"
+TARGET_SUMMARY_CSV = "target_summary.csv"
+PERFORMANCE_PROFILE_CSV = "performance_profile.csv"
+HEATMAP_CSV = "heatmap.csv"
+PARITY_CSV = "parity.csv"
+PROTOCOL_TRIALS_CSV = "protocol_trials.csv"
+PROTOCOL_CONFIRMATION_CSV = "protocol_confirmation.csv"
+PROTOCOL_DECISIONS_CSV = "protocol_decisions.csv"
+PROTOCOL_BUDGET_CURVES_CSV = "protocol_budget_curves.csv"
+# The report's figures.
+TIMING_PNG = "timing.png"
+TIME_TO_TARGET_PNG = "time_to_target.png"
+PERFORMANCE_PROFILE_PNG = "performance_profile.png"
+HEATMAP_PNG = "heatmap_val_accuracy.png"
+BUDGET_CURVES_PNG = "expected_best_vs_budget.png"
+
+
+def curves_png(family: str) -> str:
+    """The learning-curve figure of a metric family (``accuracy`` draws accuracy and val_accuracy)."""
+    return f"curves_{family}.png"
+
+
+def differences_png(metric: str) -> str:
+    """The paired-differences figure of a compared metric."""
+    return f"differences_{metric}.png"
+
 
 @dataclass
 class EpochRecord:

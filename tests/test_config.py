@@ -45,7 +45,15 @@ SEED_BLOG_CONFIG = {
     "train": {"epochs": 7, "batch_size": 32, "precision": "fp32", "allow_emulated_bf16": False},
     "seed": 0,
     "force": False,
-    "report": {"enabled": True, "metrics": None, "margin": 0.01, "loss_margin": 0.02, "target": None},
+    "report": {
+        "enabled": True,
+        "metrics": None,
+        "group_by": None,
+        "compare": None,
+        "margin": 0.01,
+        "loss_margin": 0.02,
+        "target": None,
+    },
     "protocol": {
         "budget": 16,
         "tuning_seeds": [0],
@@ -262,8 +270,8 @@ def test_report_options_reach_the_report_callback(tiny_photos, cache_dir):
     overrides = [f"dataset.path={tiny_photos}", "report.margin=0.03", "report.target=0.5"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    callback = cfg.hydra.callbacks.report
-    assert (callback.margin, callback.loss_margin, callback.target) == (0.03, 0.02, 0.5)
+    options = cfg.hydra.callbacks.report.options  # the whole report node (tests/test_report_options.py)
+    assert (options.margin, options.loss_margin, options.target) == (0.03, 0.02, 0.5)
     assert "report.margin" in cfg.hydra.job.config.override_dirname.exclude_keys  # not part of job names
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from bench.report import build_report
-from bench.report.heatmap import FIGURE, Panel, layout, tick
+from bench.report.heatmap import Panel, layout, tick
+from bench.results import HEATMAP_PNG as FIGURE
 from tests.test_report import write_run
 
 LRS = (1e-4, 1e-3, 1e-2)

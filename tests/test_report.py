@@ -411,7 +411,7 @@ def test_callback_builds_the_sweep_report(tmp_path: Path) -> None:
     for optimizer in ("adamw", "sgd_l2"):
         write_run(tmp_path / "sweep", optimizer=optimizer)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
-    ReportCallback(metrics=["val_accuracy"], margin=0.05).on_multirun_end(config)
+    ReportCallback({"metrics": ["val_accuracy"], "margin": 0.05}).on_multirun_end(config)
     report = tmp_path / "sweep" / "report"
     assert (report / "curves_accuracy.png").exists() and not (report / "curves_ce_loss.png").exists()
     assert "--margin 0.05" in (report / "report.md").read_text()  # the options reach the report
@@ -425,7 +425,7 @@ def test_callback_warns_instead_of_raising(tmp_path: Path, caplog: pytest.LogCap
     assert "report: not built (NoRunsFoundError: no such file or directory" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.DEBUG):
-        ReportCallback(enabled=False).on_multirun_end(config)  # disabled: not even a look
+        ReportCallback({"enabled": False}).on_multirun_end(config)  # disabled: not even a look
     assert caplog.records == [] and not (tmp_path / "empty").exists()
 
 

@@ -1,4 +1,4 @@
-"""The verdict's statistics on hand-made final metrics with known answers (bench.report.compare, .flags)."""
+"""The verdict's statistics on hand-made final metrics with known answers (bench.decide, report.compare, .flags)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from bench.report.compare import (
-    MIN_SEEDS_BOOTSTRAP,
-    compare_arms,
-    seed_differences,
-    seeds_needed,
-    tost_power,
-)
+from bench.decide import MIN_SEEDS_BOOTSTRAP, seeds_needed, tost_power
+from bench.report.compare import compare_arms, seed_differences
 from bench.report.flags import arm_flags
 
 MARGINS = {"val_accuracy": 0.01, "val_ce_loss": 0.02}

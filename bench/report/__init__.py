@@ -6,18 +6,31 @@ Public API::
     frame = load_runs(["outputs/sweeps/2026-11-24/10-00-00"])   # tidy: one row per run x epoch
     build_report(["outputs/sweeps/2026-11-24/10-00-00"])         # writes <sweep>/report/
 
-Command line: ``python -m bench.report PATH [PATH ...]`` (see ``--help``). The folder holds runs.csv,
-summary.csv, comparisons.csv, timing.csv, curves_<metric>.png, timing.png, report.md and report.html.
+Command line: ``python -m bench.report PATH [PATH ...]`` (see ``--help``). The folder's files are named in
+bench/results.py (report.md, report.html, runs.csv, summary.csv, ...); the analyses that make them are listed
+in bench/report/analyses/__init__.py, the options in bench/report/options.py.
+
+The names below are imported on first use: bench/config.py imports bench.report.options for its schema,
+and composing a config must not pay for pandas and matplotlib.
 """
 
-from bench.report.build import DEFAULT_METRICS, build_report
-from bench.report.load import NoRunsFoundError, ReportError, load_run_table, load_runs
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_METRICS",
-    "NoRunsFoundError",
-    "ReportError",
-    "build_report",
-    "load_run_table",
-    "load_runs",
-]
+_HOMES = {
+    "DEFAULT_METRICS": "bench.report.options",
+    "ReportConfig": "bench.report.options",
+    "build_report": "bench.report.build",
+    "NoRunsFoundError": "bench.report.load",
+    "ReportError": "bench.report.load",
+    "load_run_table": "bench.report.load",
+    "load_runs": "bench.report.load",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'bench.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.stats import fmt
+from bench.decide import Decision, fmt
+from bench.results import COMPARISONS_CSV, PROTOCOL_DECISIONS_CSV, REPORT_HTML
 
 HEADER = ["stratum", "A vs B", "A − B (points)", "95 % CI", "seeds", "decision"]
 
@@ -15,8 +16,8 @@ def _rows(tests: pd.DataFrame) -> list[list[str]]:
     rows = []
     for _, t in tests.iterrows():
         metric = t["metric"]
-        decision = f"better: {t['better']}" if t["decision"] == "better" else str(t["decision"])
-        if t["decision"] == "undecided" and pd.notna(t.get("seeds_needed")):
+        decision = f"better: {t['better']}" if t["decision"] == Decision.BETTER else str(t["decision"])
+        if t["decision"] == Decision.UNDECIDED and pd.notna(t.get("seeds_needed")):
             decision += f" (~{int(t['seeds_needed'])} seeds/arm)"
         seeds = int(t["n_pairs"]) if t.get("test") == "paired t" else f"{int(t['n_a'])}+{int(t['n_b'])}"
         ci = f"[{fmt(t['ci_low'], metric)}, {fmt(t['ci_high'], metric)}]" if pd.notna(t["ci_low"]) else "—"
@@ -38,13 +39,13 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
 def verdict_text(report_dir: Path) -> str:
     """The accuracy verdict of the report in ``report_dir``: the tuned one of a fair comparison, else every
     pair of the last-epoch comparisons; then where the full report is."""
-    protocol = report_dir / "protocol_decisions.csv"
+    protocol = report_dir / PROTOCOL_DECISIONS_CSV
     if protocol.is_file():
         decisions = pd.read_csv(protocol)
         tests = decisions[decisions["round"] == decisions["round"].max()]
         title = "Tuned verdict (test accuracy, confirmation seeds):"
     else:
-        comparisons = pd.read_csv(report_dir / "comparisons.csv")
+        comparisons = pd.read_csv(report_dir / COMPARISONS_CSV)
         tests = comparisons[comparisons["metric"] == "val_accuracy"]
         title = "Verdict (final val_accuracy):"
     body = (
@@ -52,4 +53,4 @@ def verdict_text(report_dir: Path) -> str:
         if not tests.empty
         else "no pair compared (see the report's verdict)"
     )
-    return f"{title}\n{body}\nFull report: {report_dir / 'report.html'}"
+    return f"{title}\n{body}\nFull report: {report_dir / REPORT_HTML}"

@@ -16,9 +16,7 @@ import pandas as pd
 
 from bench.config import EXPERIMENT_KEYS
 from bench.report.load import ALIASES, ReportError, RunTable
-
-DEFAULT_GROUP_BY = ("backend", "optimizer")
-DEFAULT_COMPARE = "optimizer"
+from bench.report.options import DEFAULT_COMPARE, DEFAULT_GROUP_BY
 
 
 @dataclass(frozen=True)

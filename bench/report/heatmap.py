@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,15 +28,12 @@ from matplotlib.patches import Rectangle
 
 from bench.config import LOSHCHILOV_HUTTER_CELLS
 from bench.report.groups import Grouping, iter_groups, label
-from bench.report.plots import save_figure
-from bench.report.render import Block, Heading, Image, Paragraph
 
 LR_KEY = "optimizer.lr"
 REG_KEYS = {"optimizer.l2": "L2 factor", "optimizer.weight_decay": "weight decay"}
 #: The figure's columns: coupled L2 penalty, then decoupled weight decay (by the panel's regularization key).
 COLUMNS = {"optimizer.l2": "L2", "optimizer.weight_decay": "decoupled"}
 METRIC = "val_accuracy"
-FIGURE = "heatmap_val_accuracy.png"
 #: Ridge slopes (decades of regularization per decade of lr) that differ by this much count as different.
 CLEAR_SLOPE_DIFFERENCE = 0.5
 #: A column's optimum is resolved when it beats the runner-up by this many standard errors of the difference.
@@ -89,14 +85,6 @@ class Ridge:
     @property
     def n_resolved(self) -> int:
         return sum(self.resolved)
-
-
-@dataclass
-class Heatmaps:
-    """What the report shows: its blocks and the cells behind them (heatmap.csv)."""
-
-    blocks: list[Block]
-    cells: pd.DataFrame
 
 
 def _pooled_sd(groups: list[pd.Series]) -> float:
@@ -320,7 +308,7 @@ def layout(panels: list[Panel]) -> tuple[list[tuple[str, str, int]], list[str], 
     return rows, columns, places
 
 
-def plot_heatmaps(panels: list[Panel], path: Path) -> Path:
+def plot_heatmaps(panels: list[Panel]) -> plt.Figure:
     """One panel per optimizer, SGD row over Adam row, L2 column beside decoupled column, on one colour scale
     so that cells compare across panels."""
     means = np.concatenate([100 * panel.mean.ravel() for panel in panels])
@@ -337,7 +325,7 @@ def plot_heatmaps(panels: list[Panel], path: Path) -> Path:
             ax.axis("off")
     fig.colorbar(image, ax=axes, label="final val_accuracy (%)", shrink=0.9)
     fig.suptitle(f"Final val_accuracy (%), {_seeds_text(panels)}", fontsize=11)
-    return save_figure(fig, path)
+    return fig
 
 
 def cells_table(panels: list[Panel]) -> pd.DataFrame:
@@ -362,23 +350,3 @@ def cells_table(panels: list[Panel]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def draw_heatmaps(finals: pd.DataFrame, grouping: Grouping, out_dir: Path) -> Heatmaps | None:
-    """The heatmap section of the report, or None when the runs do not form an lr x regularization grid.
-
-    Args:
-        finals: one row per run (its last epoch) with the label columns (``stats.final_epochs``).
-        grouping: the report's grouping; every varying setting but lr and the regularization splits panels.
-        out_dir: where the figure goes.
-    """
-    panels = find_panels(finals, grouping)
-    if not panels:
-        return None
-    places = layout(panels)[2]
-    panels = [panel for _, panel in sorted(zip(places, panels, strict=True), key=lambda pair: pair[0])]
-    plot_heatmaps(panels, out_dir / FIGURE)
-    caption = "Final val_accuracy over learning rate x regularization; see the text above for the marks."
-    blocks: list[Block] = [Heading("Learning rate x regularization"), Paragraph(EXPLANATION)]
-    blocks += [Image(FIGURE, caption), Paragraph(f"**Coupling.** {coupling_sentence(panels)}")]
-    return Heatmaps(blocks, cells_table(panels))

@@ -2,22 +2,21 @@
 
 Only ``completed`` runs enter means; diverged, failed and incomplete runs are counted apart. Intervals are
 95 % t-intervals across seeds (``scipy.stats.t``), which stay honest at 2-5 seeds where a bootstrap would not.
-Pairwise comparisons and the verdict are in :mod:`bench.report.compare`.
+Pairwise comparisons and the verdict are in :mod:`bench.report.compare` and :mod:`bench.decide`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.decide import ALPHA
 from bench.report.groups import iter_groups
 
-ALPHA = 0.05  # every test and interval of the report: 5 % level, 95 % intervals
 CONFIDENCE = 1 - ALPHA
 #: Final-epoch metrics summarised per group. ``loss`` and ``val_loss`` include each arm's own L2 penalty (none
 #: for AdamW): kept in summary.csv, never compared across arms; ``best_val_accuracy`` selects on validation.
@@ -25,16 +24,6 @@ SUMMARY_METRICS = (
     "val_accuracy", "val_ce_loss", "accuracy", "ce_loss", "val_loss", "loss", "best_val_accuracy",
 )  # fmt: skip
 STATUSES_NOT_AVERAGED = ("diverged", "failed", "incomplete")
-
-
-def fmt(value: Any, metric: str = "", digits: int = 3) -> str:
-    """How the report shows a number: accuracies in percent (points) with one decimal, other floats with
-    ``digits`` decimals (losses in nats), missing or infinite as —."""
-    if value is None or pd.isna(value) or (isinstance(value, float) and math.isinf(value)):
-        return "—"
-    if "accuracy" in metric:
-        return f"{100 * value:.1f}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def finite(values: Sequence[float] | pd.Series) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The report of a fair-comparison sweep (``experiment=fair_comparison``): the protocol's own record,
-``protocol.json`` (bench/protocol.py), in words, tables and one figure.
+"""The verdict of a fair-comparison sweep (``experiment=fair_comparison``): the protocol's own record,
+``protocol.json`` (bench/protocol.py), in words, tables and one figure; nothing for any other sweep.
 
 Its verdict replaces the pairwise one of an ordinary sweep: the generic comparison would mix tuning trials,
 selected on the same validation photos, with the confirmation runs. The tuned verdict is on the held-out test
@@ -8,29 +8,25 @@ split, from the confirmation seeds alone.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.report.plots import palette, save_figure, tight_layout
+from bench.decide import fmt
+from bench.report.analysis import Output, ReportInput
+from bench.report.phrases import pair_sentence
+from bench.report.plots import palette, tight_layout
 from bench.report.render import Block, Heading, Image, Paragraph, Table
-from bench.report.sections import pair_sentence
-from bench.report.stats import expected_max, fmt
-
-PROTOCOL_FILE = "protocol.json"  # written by bench.protocol.ProtocolRun in the sweep directory
-FIGURE = "expected_best_vs_budget.png"
-
-
-def load_record(paths: list[Path]) -> dict[str, Any] | None:
-    """protocol.json of the first input folder that has one."""
-    for path in paths:
-        file = Path(path) / PROTOCOL_FILE
-        if file.is_file():
-            return json.loads(file.read_text(encoding="utf-8"))
-    return None
+from bench.report.stats import expected_max
+from bench.results import (
+    BUDGET_CURVES_PNG,
+    PROTOCOL_BUDGET_CURVES_CSV,
+    PROTOCOL_CONFIRMATION_CSV,
+    PROTOCOL_DECISIONS_CSV,
+    PROTOCOL_FILE,
+    PROTOCOL_TRIALS_CSV,
+)
 
 
 def tables(record: dict[str, Any]) -> dict[str, pd.DataFrame]:
@@ -47,10 +43,10 @@ def tables(record: dict[str, Any]) -> dict[str, pd.DataFrame]:
         ]
     )
     return {
-        "protocol_trials": trials,
-        "protocol_confirmation": pd.DataFrame(record["confirmation"]),
-        "protocol_decisions": decisions,
-        "protocol_budget_curves": budget_curves(trials),
+        PROTOCOL_TRIALS_CSV: trials,
+        PROTOCOL_CONFIRMATION_CSV: pd.DataFrame(record["confirmation"]),
+        PROTOCOL_DECISIONS_CSV: decisions,
+        PROTOCOL_BUDGET_CURVES_CSV: budget_curves(trials),
     }
 
 
@@ -106,10 +102,13 @@ def _decision_sentence(record: dict[str, Any]) -> str:
     return f"{how} On the held-out test split: {sentences}"
 
 
-def blocks(record: dict[str, Any], out_dir: Path) -> tuple[list[Block], dict[str, pd.DataFrame]]:
-    """The section's blocks (they take the verdict's place) and its tables; draws the budget figure."""
+def analyse(data: ReportInput) -> Output:
+    """The verdict section, in the place of an ordinary sweep's (bench/report/analyses/verdict.py)."""
+    record = data.protocol
+    if not record:
+        return Output()
     frames = tables(record)
-    save_figure(plot_budget_curves(frames["protocol_budget_curves"]), out_dir / FIGURE)
+    figure = plot_budget_curves(frames[PROTOCOL_BUDGET_CURVES_CSV])
     compute = record["compute"]
     intro = (
         f"This sweep is a fair comparison: each optimizer was tuned by random search with the same budget "
@@ -148,8 +147,8 @@ def blocks(record: dict[str, Any], out_dir: Path) -> tuple[list[Block], dict[str
         f"Compute: {compute['runs']} runs ({compute['tuning_runs']} tuning, {compute['confirmation_runs']} "
         f"confirmation), {compute['train_images']:,} training images, {compute['run_wall_time_s'] / 60:.1f} "
         f"min of run time, {compute['elapsed_s'] / 60:.1f} min from the first run to the last. Files: "
-        "`protocol_trials.csv`, `protocol_confirmation.csv`, `protocol_decisions.csv`, "
-        "`protocol_budget_curves.csv`, and the sweep's `protocol.json`."
+        f"`{PROTOCOL_TRIALS_CSV}`, `{PROTOCOL_CONFIRMATION_CSV}`, `{PROTOCOL_DECISIONS_CSV}`, "
+        f"`{PROTOCOL_BUDGET_CURVES_CSV}`, and the sweep's `{PROTOCOL_FILE}`."
     )
     caption = (
         "For n = 1 to the budget: the expected best mean validation accuracy of n settings drawn from the "
@@ -157,6 +156,7 @@ def blocks(record: dict[str, Any], out_dir: Path) -> tuple[list[Block], dict[str
         "tune; curves that cross mean the ranking depends on the budget."
     )
     document: list[Block] = [
+        Heading("Verdict"),
         Paragraph(intro),
         Paragraph(f"**Tuned verdict.** {_decision_sentence(record)}"),
         Heading("Search spaces (log-uniform)", level=3),
@@ -165,7 +165,7 @@ def blocks(record: dict[str, Any], out_dir: Path) -> tuple[list[Block], dict[str
         Table(["optimizer", "setting", "trial", "val_accuracy (%)"], best),
         Heading("Confirmation rounds (test accuracy)", level=3),
         Table(["round", "seeds", "pair (A − B)", "diff (points)", "95 % CI", "decision", "better"], rounds),
-        Image(FIGURE, caption),
+        Image(BUDGET_CURVES_PNG, caption),
         Paragraph(cost),
     ]
-    return document, frames
+    return Output(document, frames, {BUDGET_CURVES_PNG: figure})
