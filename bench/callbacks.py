@@ -6,6 +6,7 @@ Registered in conf/config.yaml::
       callbacks:
         report:
           _target_: bench.callbacks.ReportCallback
+          options: ${report}
         sweep_size:
           _target_: bench.callbacks.SweepSizeCallback
 """

@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -431,3 +432,30 @@ def test_callback_warns_instead_of_raising(tmp_path: Path, caplog: pytest.LogCap
 
 def test_markdown_table_escapes_pipes() -> None:
     assert markdown_table(["a", "b"], [["x|y", "1\n2"]]) == "| a | b |\n| --- | --- |\n| x\\|y | 1 2 |"
+
+
+def test_an_analysis_is_one_entry_of_the_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What bench/report/analyses/ promises: an analysis's tables, figures and blocks reach the folder and
+    the page with no other edit than its entry in ANALYSES."""
+    import matplotlib.pyplot as plt
+
+    from bench.report import build
+    from bench.report.analysis import Output, ReportInput
+    from bench.report.render import Heading, Image
+
+    def analyse(data: ReportInput) -> Output:
+        figure, ax = plt.subplots()
+        ax.plot(data.finals["seed"], data.finals["val_accuracy"])
+        blocks = [Heading("Extra"), Image("extra.png", "val_accuracy by seed")]
+        return Output(blocks, {"extra.csv": data.finals[["run_dir", "val_accuracy"]]}, {"extra.png": figure})
+
+    monkeypatch.setattr(build, "ANALYSES", (*build.ANALYSES, SimpleNamespace(analyse=analyse)))
+    write_run(tmp_path)
+    report = build_report([tmp_path])
+    assert len(pd.read_csv(report / "extra.csv")) == 1 and (report / "extra.png").stat().st_size > 0
+    assert (
+        (report / "report.md")
+        .read_text()
+        .endswith("![val_accuracy by seed](extra.png)\n\n*val_accuracy by seed*\n")
+    )
+    assert '<h2 id="extra">Extra</h2>' in (report / "report.html").read_text()
