@@ -50,7 +50,8 @@ class Decision(str, Enum):
     EQUIVALENT = "equivalent"  # two one-sided tests put the difference within ±margin
     UNDECIDED = "undecided"  # neither: more seeds would be needed
 
-    __str__ = str.__str__  # the word itself in f-strings and str(), not "Decision.BETTER"
+    __str__ = str.__str__  # the word itself in str() and f-strings, not "Decision.BETTER"
+    __format__ = str.__format__
 
 
 #: The decisions that settle a pair: a protocol stops when every pair has one of them.
