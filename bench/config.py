@@ -4,7 +4,7 @@ Schemas hold types and checks; values live in the YAML. The schema of a group wi
 ``conf/<group>/*.yaml`` (backend, optimizer, dataset, model, schedule) has no defaults: its fields are
 ``MISSING`` and every option's YAML gives them all (:func:`load_option` builds one option outside Hydra).
 Sections without a YAML group (train) keep their defaults here; the tools' sections are each tool's own
-(report: bench/report/options.py, protocol: bench/protocol.py, logger: bench/tracking.py; throughput.* belongs to
+(report: bench/report/options.py, protocol: bench/protocol/options.py, logger: bench/tracking.py; throughput.* belongs to
 ``python -m bench.throughput`` alone, bench/throughput.py). Each built-in optimizer's schema is in its own module
 of bench/optimizers/. A key that is a location, a speed setting or an option says so on its field
 (bench/experiment.py); every other key is part of the experiment.
@@ -33,12 +33,12 @@ from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
 from bench.experiment import ExperimentKeys, Role, declared
 from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
+from bench.protocol.options import ProtocolConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
 from bench.registry import REGISTRY
 from bench.report.options import ReportConfig  # the report's own options (cheap: no pandas, no bench.config)
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
-from bench.tuning import FIRST_FRESH_SEED
 
 # conf/ uses ${threads_per_job:} and ${jobs_at_once:}: registered on import, so that every process that
 # validates a config (the launching one, and each joblib or submitit worker) can resolve them.
@@ -217,48 +217,6 @@ class TrainConfig:
 
 
 @dataclass
-class ProtocolConfig:
-    """``experiment=fair_comparison`` (bench/protocol.py): tune every optimizer on the same budget, then confirm
-    the best settings on fresh seeds, in rounds, until every pair is decided. Read by the sweeper, never by a
-    run (bench/experiment.py counts it as an option, like report.*)."""
-
-    budget: int = 16  # random-search trials per optimizer, the same number for each
-    tuning_seeds: list[int] = field(default_factory=lambda: [0])  # the seeds every trial runs on
-    seeds_per_round: int = 3  # confirmation seeds added per round, the same for every optimizer (paired)
-    max_seeds: int = 9  # confirmation seeds at most, per optimizer
-    first_confirmation_seed: int = FIRST_FRESH_SEED  # fresh seeds: 1000, 1001, ... (never a tuning seed)
-    sampler_seed: int = 0  # the random search's draws: the same for every optimizer, and on a rerun
-    # optimizer -> field -> [low, high], sampled log-uniformly; the defaults are in conf/experiment/
-    spaces: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
-        require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
-        for seed in self.tuning_seeds:
-            require_seed("protocol.tuning_seeds", seed)
-        require_seed("protocol.sampler_seed", self.sampler_seed)
-        require_seed("the last confirmation seed (first_confirmation_seed + max_seeds - 1)",
-                     self.first_confirmation_seed + self.max_seeds - 1)  # fmt: skip
-        require(
-            self.seeds_per_round >= 2, f"protocol.seeds_per_round must be >= 2, got {self.seeds_per_round}"
-        )
-        require(
-            self.max_seeds >= self.seeds_per_round,
-            f"protocol.max_seeds must be >= seeds_per_round ({self.seeds_per_round}), got {self.max_seeds}",
-        )
-        require(
-            self.first_confirmation_seed > max(self.tuning_seeds),
-            "protocol.first_confirmation_seed must be above every tuning seed (confirmation seeds are fresh)",
-        )
-        for name, space in self.spaces.items():
-            for key, bounds in space.items():
-                require(
-                    len(bounds) == 2 and 0 < bounds[0] <= bounds[1],
-                    f"protocol.spaces.{name}.{key} must be [low, high] with 0 < low <= high, got {bounds}",
-                )
-
-
-@dataclass
 class RunConfig:
     """The whole experiment. Group nodes are typed by their own schemas (see conf/<group>/*.yaml)."""
 
@@ -273,7 +231,7 @@ class RunConfig:
     force: bool = declared(Role.OPTION, default=False)
     # The tools of many runs: their settings live with their code and are part of no run.
     report: ReportConfig = declared(Role.OPTION, default_factory=ReportConfig)  # the analysis stage
-    # experiment=fair_comparison's tune-then-confirm (bench/protocol.py)
+    # experiment=fair_comparison's tune-then-confirm (bench/protocol/)
     protocol: ProtocolConfig = declared(Role.OPTION, default_factory=ProtocolConfig)
     # The trackers that get a copy of the run's metrics (bench/tracking.py); result.json stays the record.
     logger: LoggerConfig = declared(Role.OPTION, default_factory=LoggerConfig)

@@ -2,7 +2,7 @@
 how much and how sure, or that they are equivalent, or that more seeds are needed.
 
 A layer below both users of a decision: the report (bench/report/compare.py tests every pair of arms of a
-stratum with it) and the fair-comparison protocol (bench/protocol.py decides each round with it). It knows
+stratum with it) and the fair-comparison protocol (bench/protocol/run.py decides each round with it). It knows
 nothing of sweeps, strata or files: values by seed in, one row of statistics and a :class:`Decision` out.
 
 Design (the runner makes it so): a seed fixes the initial weights and the batch order for every optimizer, so

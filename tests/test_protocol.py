@@ -1,4 +1,4 @@
-"""The fair-comparison protocol (bench/protocol.py, ``experiment=fair_comparison``).
+"""The fair-comparison protocol (bench/protocol/run.py, ``experiment=fair_comparison``).
 
 Its pieces on their own (the sampler, the budget curve against a hand computation, selection that never sees
 the test split, the stopping rule), then the whole protocol as a user runs it: tiny photos, through the
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import ProtocolConfig
 from bench.errors import ConfigError
 from bench.protocol import PROTOCOL_FILE, ProtocolRun, Setting, sample_settings, select_best
+from bench.protocol.options import ProtocolConfig
 from bench.report.stats import expected_max
 from tests.conftest import TINY, run_cli
 

@@ -216,3 +216,25 @@ def test_flags_near_chance_still_climbing_and_left_out() -> None:
     assert "5.0 points/epoch" in flags.loc[("adamw", "still climbing"), "detail"]
     assert flags.loc[("adamw", "seeds left out"), "detail"] == "1 of 4 seeds left out (1 diverged)"
     assert ("adamw", "near chance") not in flags.index and ("sgd_l2", "still climbing") not in flags.index
+
+
+@pytest.mark.parametrize("winner", ["adamw", "sgd_l2"])
+def test_a_verdict_sentence_gives_the_interval_of_the_difference_it_states(winner) -> None:
+    """ "sgd_l2 beats adamw by 25 points ... CI [...]": the interval is of sgd_l2 − adamw, positive, whichever
+    arm comes first in the pair; the same for cross-entropy's "lower than" (loser − winner)."""
+    from bench.report.phrases import pair_sentence
+
+    loser = "sgd_l2" if winner == "adamw" else "adamw"
+    finals = finals_of(
+        {winner: by_seed([0.70, 0.72, 0.75, 0.71]), loser: by_seed([0.45, 0.48, 0.49, 0.47])},
+        ce={winner: by_seed([0.80, 0.82, 0.79, 0.81]), loser: by_seed([1.10, 1.15, 1.12, 1.13])},
+    )
+    table = compare_arms(finals, [], MARGINS)
+    for metric in ("val_accuracy", "val_ce_loss"):
+        row = table[table["metric"] == metric].iloc[0]
+        assert (row["arm_a"], row["arm_b"]) == ("adamw", "sgd_l2") and row["better"] == winner
+        sentence = pair_sentence(row)
+        low, high = (float(x) for x in sentence.split("95 % CI [")[1].split("]")[0].split(", "))
+        assert 0 < low < high, sentence  # the stated difference is positive, and so is all of its interval
+        stated = float(sentence.split(" by ")[1].split(" ")[0])
+        assert low <= stated <= high, sentence

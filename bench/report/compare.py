@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.decide import PAIR_COLUMNS, adjust_and_decide, arm_values, design, test_pair
 from bench.report.groups import iter_groups
+from bench.results import RunStatus
 
 #: Comparable across arms with different penalties; the penalised ``val_loss`` is not.
 COMPARISON_METRICS = ("val_accuracy", "val_ce_loss")
@@ -30,7 +31,7 @@ MAX_ARMS_COMPARED = 6
 
 def crowded_strata(finals: pd.DataFrame, strata: Sequence[str]) -> dict[str, int]:
     """Stratum label → number of arms, for the strata whose completed runs have too many arms to compare."""
-    done = finals[finals["status"] == "completed"]
+    done = finals[finals["status"] == RunStatus.COMPLETED]
     counts = {
         stratum["stratum"].iloc[0]: stratum["arm"].nunique() for _, stratum in iter_groups(done, strata)
     }
@@ -45,7 +46,7 @@ def iter_pairs(
     Only completed runs count; ``labels`` holds the stratum's label and columns and the two arms' names.
     Strata with more than ``MAX_ARMS_COMPARED`` arms are left out (:func:`crowded_strata` names them).
     """
-    done = finals[finals["status"] == "completed"]
+    done = finals[finals["status"] == RunStatus.COMPLETED]
     for key, stratum in iter_groups(done, strata):
         arms = dict(list(stratum.groupby("arm")))
         if len(arms) > MAX_ARMS_COMPARED:

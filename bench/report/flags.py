@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.report.stats import STATUSES_NOT_AVERAGED, t_interval
+from bench.results import RunStatus
 
 CHANCE_MARGIN = 0.05  # 5 accuracy points above chance still counts as "near chance"
 CLIMB_EPOCHS = 3
@@ -70,7 +71,7 @@ def arm_flags(frame: pd.DataFrame, finals: pd.DataFrame, margin: float) -> pd.Da
     """
     rows = []
     for (stratum, arm), runs in finals.groupby(["stratum", "arm"], sort=True):
-        done = runs[runs["status"] == "completed"]
+        done = runs[runs["status"] == RunStatus.COMPLETED]
         epochs = frame[frame["run_dir"].isin(done["run_dir"])]
         curve = epochs.groupby("epoch")["val_accuracy"].mean() if len(epochs) else pd.Series(dtype=float)
         details = {

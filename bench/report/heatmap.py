@@ -28,6 +28,7 @@ from matplotlib.patches import Rectangle
 
 from bench.config import LOSHCHILOV_HUTTER_CELLS
 from bench.report.groups import Grouping, iter_groups, label
+from bench.results import RunStatus
 
 LR_KEY = "optimizer.lr"
 REG_KEYS = {"optimizer.l2": "L2 factor", "optimizer.weight_decay": "weight decay"}
@@ -106,9 +107,9 @@ def _panel(runs: pd.DataFrame, reg_key: str, arm: str, stratum: str) -> Panel | 
     done_scores = []
     for (i, reg), (j, lr) in itertools.product(enumerate(regs), enumerate(lrs)):
         cell = cells[(reg, lr)]
-        done = cell.loc[cell["status"] == "completed", METRIC].astype(float)
+        done = cell.loc[cell["status"] == RunStatus.COMPLETED, METRIC].astype(float)
         mean[i, j] = done.mean() if len(done) else np.nan
-        n[i, j], n_diverged[i, j] = len(done), int((cell["status"] == "diverged").sum())
+        n[i, j], n_diverged[i, j] = len(done), int((cell["status"] == RunStatus.DIVERGED).sum())
         done_scores.append(done)
     sd = _pooled_sd(done_scores)
     optimizer = str(runs["optimizer"].iloc[0])

@@ -25,6 +25,7 @@ from bench.results import (
     FINAL_METRICS,
     METRICS_FILE,
     RESULT_FILE,
+    RunStatus,
     is_run_dir,
     read_metrics,
     read_result,
@@ -62,7 +63,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.result.get("status", "incomplete")
+        return self.result.get("status", RunStatus.INCOMPLETE)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.config import EXPERIMENT_KEYS
 from bench.report.load import RunTable
+from bench.results import RunStatus
 
 #: Not the list of backends (that is bench.backend.REGISTRY): the pair parity checks, Keras defining the
 #: semantics (docs/design.md, "Parity") and torch checked against it.
@@ -62,7 +63,7 @@ def backend_parity(table: RunTable) -> pd.DataFrame:
     backends run different classes, so their difference is not a parity check (:func:`not_at_parity`).
     """
     frame = table.frame
-    done = frame[(frame["status"] == "completed") & frame["epoch"].notna()]
+    done = frame[(frame["status"] == RunStatus.COMPLETED) & frame["epoch"].notna()]
     done = done[~done["optimizer"].isin(not_at_parity(table))]
     keys = _pair_keys(table)
     if {REFERENCE, CHECKED} - set(done["backend"]) or not set(keys) <= set(done.columns):

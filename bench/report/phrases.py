@@ -49,8 +49,11 @@ def signed(row: pd.Series) -> str:
     return f"{row['arm_a']} − {row['arm_b']} = {fmt(row['diff'], row['metric'])} {unit}"
 
 
-def ci_text(row: pd.Series) -> str:
-    return f"95 % CI [{fmt(row['ci_low'], row['metric'])}, {fmt(row['ci_high'], row['metric'])}]"
+def ci_text(row: pd.Series, reversed_: bool = False) -> str:
+    """The 95 % interval of ``arm_a − arm_b``, or of ``arm_b − arm_a`` when ``reversed_``: always of the
+    difference the sentence states."""
+    low, high = (-row["ci_high"], -row["ci_low"]) if reversed_ else (row["ci_low"], row["ci_high"])
+    return f"95 % CI [{fmt(low, row['metric'])}, {fmt(high, row['metric'])}]"
 
 
 def pair_sentence(row: pd.Series) -> str:
@@ -64,7 +67,11 @@ def pair_sentence(row: pd.Series) -> str:
         loser = b if row["better"] == a else a
         size = f"{fmt(abs(row['diff']), metric)} {'points' if 'accuracy' in metric else 'nats'}"
         verb = "beats" if "accuracy" in metric else "has lower cross-entropy than"
-        return f"{row['better']} {verb} {loser} by {size} ({seeds_text(row)}, {ci_text(row)}, p={row['p_holm']:.2g})."
+        # The sentence states winner − loser in accuracy, loser − winner in cross-entropy (both positive): its
+        # interval is that difference's, not always arm_a − arm_b's.
+        stated_is_b_minus_a = (row["better"] == b) == ("accuracy" in metric)
+        ci = ci_text(row, reversed_=stated_is_b_minus_a)
+        return f"{row['better']} {verb} {loser} by {size} ({seeds_text(row)}, {ci}, p={row['p_holm']:.2g})."
     if row["decision"] == Decision.EQUIVALENT:
         margin = fmt(row["margin"], metric)
         return (

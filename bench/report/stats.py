@@ -16,6 +16,7 @@ from scipy import stats
 
 from bench.decide import ALPHA
 from bench.report.groups import iter_groups
+from bench.results import RunStatus
 
 CONFIDENCE = 1 - ALPHA
 #: Final-epoch metrics summarised per group. ``loss`` and ``val_loss`` include each arm's own L2 penalty (none
@@ -23,7 +24,7 @@ CONFIDENCE = 1 - ALPHA
 SUMMARY_METRICS = (
     "val_accuracy", "val_ce_loss", "accuracy", "ce_loss", "val_loss", "loss", "best_val_accuracy",
 )  # fmt: skip
-STATUSES_NOT_AVERAGED = ("diverged", "failed", "incomplete")
+STATUSES_NOT_AVERAGED = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.INCOMPLETE)
 
 
 def finite(values: Sequence[float] | pd.Series) -> np.ndarray:
@@ -79,7 +80,7 @@ def summarize(
     """One row per group: counts by status and final-epoch statistics of the completed runs."""
     rows = []
     for key, group in iter_groups(finals, columns):
-        done = group[group["status"] == "completed"]
+        done = group[group["status"] == RunStatus.COMPLETED]
         row = key | {"n_seeds": len(done)}
         row |= {f"n_{status}": int((group["status"] == status).sum()) for status in STATUSES_NOT_AVERAGED}
         for metric in metrics:
@@ -111,7 +112,7 @@ def timing_table(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     for key, group in iter_groups(runs, columns):
         epochs = steady[steady["run_dir"].isin(group["run_dir"])]
         speed = epochs["train_images_per_s"].astype(float)
-        completed = group[group["status"] == "completed"]
+        completed = group[group["status"] == RunStatus.COMPLETED]
         rows.append(
             key
             | {

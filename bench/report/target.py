@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.report.stats import CONFIDENCE, final_epochs
+from bench.results import RunStatus
 
 #: The default target is this fraction of the best arm's mean final val_accuracy, per stratum.
 TARGET_FRACTION = 0.95
@@ -41,7 +42,7 @@ def default_targets(finals: pd.DataFrame) -> pd.Series:
         The target val_accuracy (fraction), indexed by stratum, named ``target``; strata without a
         completed run are absent.
     """
-    done = finals[finals["status"] == "completed"]
+    done = finals[finals["status"] == RunStatus.COMPLETED]
     means = done.groupby(["stratum", "arm"])["val_accuracy"].mean()
     # Relative to the best arm, so the target is reachable by construction and the same for every arm.
     return (means.groupby(level="stratum").max() * TARGET_FRACTION).rename("target")
@@ -87,7 +88,7 @@ def time_to_target(frame: pd.DataFrame, target: float | None = None) -> pd.DataF
         training seconds summed up to and including it. A run that never reaches the target has
         ``reached`` False and the values of its last epoch (its censoring time).
     """
-    done = frame[frame["status"] == "completed"]
+    done = frame[frame["status"] == RunStatus.COMPLETED]
     targets = default_targets(final_epochs(done)) if target is None else None
     rows = []
     for run_dir, run in done.groupby("run_dir", sort=True):

@@ -16,8 +16,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from bench import results
-from bench.config import ProtocolConfig
 from bench.errors import ConfigError
+from bench.protocol.options import ProtocolConfig
 from bench.report.options import ReportConfig
 from hydra_plugins.flowerbench.progress_sweeper import ProgressSweeper
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from bench.report.analysis import Output, ReportInput
 from bench.report.plots import palette, plot_curves
 from bench.report.render import Heading, Image, Paragraph
-from bench.results import curves_png
+from bench.results import RunStatus, curves_png
 
 
 def analyse(data: ReportInput) -> Output:
-    done = data.frame[(data.frame["status"] == "completed") & data.frame["epoch"].notna()]  # a killed run
+    done = data.frame[
+        (data.frame["status"] == RunStatus.COMPLETED) & data.frame["epoch"].notna()
+    ]  # a killed run
     colors = palette(data.frame["arm"])  # would bend the mean
     output = Output()
     for name, metrics in data.families.items():

@@ -5,12 +5,12 @@ from __future__ import annotations
 from bench.report.analysis import Output, ReportInput
 from bench.report.render import Heading, Paragraph
 from bench.report.stats import STATUSES_NOT_AVERAGED
-from bench.results import RUNS_CSV
+from bench.results import RUNS_CSV, RunStatus
 
 
 def analyse(data: ReportInput) -> Output:
     counts = data.finals["status"].value_counts()
-    tally = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", *STATUSES_NOT_AVERAGED))
+    tally = ", ".join(f"{counts.get(s, 0)} {s}" for s in (RunStatus.COMPLETED, *STATUSES_NOT_AVERAGED))
     where = ", ".join(f"`{p}`" for p in data.paths)
     runs = f"{len(data.finals)} run{'s' if len(data.finals) != 1 else ''}"
     text = (

@@ -11,6 +11,7 @@ import pandas as pd
 from bench.report.analysis import Output, ReportInput
 from bench.report.groups import format_value
 from bench.report.render import Heading, Paragraph, Table
+from bench.results import RunStatus
 
 
 def _short_dirs(run_dirs: pd.Series) -> pd.Series:
@@ -27,7 +28,7 @@ def _last_line(error: Any) -> str:
 
 def analyse(data: ReportInput) -> Output:
     names = _short_dirs(data.finals["run_dir"])
-    bad = data.finals[data.finals["status"] != "completed"]
+    bad = data.finals[data.finals["status"] != RunStatus.COMPLETED]
     if bad.empty:
         return Output([Heading("Runs not averaged"), Paragraph("None: every run completed.")])
     header = [

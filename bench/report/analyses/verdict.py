@@ -11,6 +11,7 @@ from bench.report.analysis import Output, ReportInput
 from bench.report.compare import MAX_ARMS_COMPARED, crowded_strata
 from bench.report.phrases import pair_sentence
 from bench.report.render import Block, Heading, Paragraph
+from bench.results import RunStatus
 
 
 def analyse(data: ReportInput) -> Output:
@@ -20,7 +21,7 @@ def analyse(data: ReportInput) -> Output:
 
 
 def verdict(data: ReportInput) -> list[Block]:
-    done = data.finals["status"] == "completed"
+    done = data.finals["status"] == RunStatus.COMPLETED
     blocks: list[Block] = [Heading("Verdict")]
     if not done.any():
         text = "No run has completed yet, so there is nothing to compare; see the runs not averaged below."

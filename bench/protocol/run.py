@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from bench import results, tuning
-from bench.config import ProtocolConfig
 from bench.decide import ALPHA, DECIDED, PAIR_COLUMNS, adjust_and_decide, arm_values, test_pair
 from bench.errors import ConfigError
 from bench.io import atomic_write_json
+from bench.protocol.options import ProtocolConfig
 from bench.results import PROTOCOL_FILE
 from bench.tuning import SELECTION_METRIC
 
