@@ -4,10 +4,10 @@ Schemas hold types and checks; values live in the YAML. The schema of a group wi
 ``conf/<group>/*.yaml`` (backend, optimizer, dataset, model, schedule) has no defaults: its fields are
 ``MISSING`` and every option's YAML gives them all (:func:`load_option` builds one option outside Hydra).
 Sections without a YAML group (train) keep their defaults here; the tools' sections are each tool's own
-(report: bench/report/options.py, protocol: bench/protocol/options.py, logger: bench/tracking.py; throughput.* belongs to
-``python -m bench.throughput`` alone, bench/throughput.py). Each built-in optimizer's schema is in its own module
-of bench/optimizers/. A key that is a location, a speed setting or an option says so on its field
-(bench/experiment.py); every other key is part of the experiment.
+(report: bench/report/options.py, protocol: bench/protocol/options.py, logger: bench/tracking.py;
+throughput.* belongs to ``python -m bench.throughput`` alone, bench/throughput.py). Each built-in optimizer's
+schema is in its own module of bench/optimizers/. A key that is a location, a speed setting or an option says
+so on its field (bench/experiment.py); every other key is part of the experiment.
 
 OmegaConf checks types when Hydra composes the config (``optimizer.lr=abc`` fails there). Ranges are checked
 by the dataclasses' ``__post_init__``, which runs when :func:`validate` turns the composed config into objects.

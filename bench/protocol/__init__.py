@@ -5,8 +5,7 @@ The names below are imported on first use: bench/config.py imports bench.protoco
 composing a config must not pay for pandas, scipy and statsmodels.
 """
 
-import importlib
-from typing import Any
+from bench.lazy import lazy_names
 
 _HOMES = {
     "ProtocolConfig": "bench.protocol.options",
@@ -24,7 +23,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'bench.protocol' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -14,8 +14,7 @@ The names below are imported on first use: bench/config.py imports bench.report.
 and composing a config must not pay for pandas and matplotlib.
 """
 
-import importlib
-from typing import Any
+from bench.lazy import lazy_names
 
 _HOMES = {
     "DEFAULT_METRICS": "bench.report.options",
@@ -30,7 +29,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'bench.report' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_names(__name__, _HOMES)
