@@ -1,7 +1,7 @@
 """The interface every backend implements, the one registry of backends, and the one way to make a trainer.
 
-A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the CNN from a
-:class:`~bench.architecture.CNNSpec` and load numpy weights), ``optim.py`` (translate the optimizer and
+A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the model of a
+spec from :mod:`bench.architecture`, the CNN or the ResNet, and load numpy weights), ``optim.py`` (translate the optimizer and
 schedule configs, one factory), ``trainer.py`` (a :class:`Trainer`) and ``reference.py`` (the yardsticks of
 ``python -m bench.throughput``, :class:`Reference`). :data:`bench.registry.REGISTRY` names them; nothing is
 imported until a backend is asked for by name, so this module, like all of ``bench/``, imports no framework.
@@ -33,7 +33,7 @@ from bench.registry import BACKEND_NAMES, REGISTRY, BackendEntry
 if TYPE_CHECKING:
     import numpy as np
 
-    from bench.architecture import CNNSpec
+    from bench.architecture import ModelSpec
     from bench.config import RunConfig
 
 Batch = tuple["np.ndarray", "np.ndarray"]  # (uint8 images N x H x W x C, integer labels N)
@@ -82,7 +82,7 @@ class Trainer(ABC):
 
     @abstractmethod
     def __init__(
-        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ): ...
 
     # ------------------------------------------------------------------------------------------ template
@@ -211,7 +211,7 @@ def load_reference(name: str) -> Reference:
 
 def build_trainer(
     run: RunConfig,
-    spec: CNNSpec,
+    spec: ModelSpec,
     steps_per_epoch: int,
     initial_weights: dict[str, np.ndarray] | None = None,
 ) -> Trainer:

@@ -147,6 +147,14 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
+    """Fields shared by every built-in model; each model's own schema adds its architecture
+    (``conf/model/<name>.yaml``; the framework-neutral description is bench/architecture.py)."""
+
+    name: str = MISSING
+
+
+@dataclass
+class CNNConfig(ModelConfig):
     """The seed blog's CNN: two conv blocks (conv, max-pool, ReLU, dropout), then two dense layers."""
 
     filters: list[int] = MISSING
@@ -164,6 +172,26 @@ class ModelConfig:
             self.kernel_size >= 1 and self.dense_units >= 1,
             "model.kernel_size and model.dense_units must be >= 1",
         )
+
+
+@dataclass
+class ResNetConfig(ModelConfig):
+    """A post-activation ResNet with BatchNorm (He et al. 2016's CIFAR family): a 3x3 stem, stages of basic
+    blocks (the first of each stage after the first halves the size), global average pooling, dense logits."""
+
+    stage_filters: list[int] = MISSING
+    blocks_per_stage: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.stage_filters) >= 1 and min(self.stage_filters) >= 1,
+            "model.stage_filters must be a non-empty list of positive ints",
+        )
+        require(self.blocks_per_stage >= 1, f"model.blocks_per_stage must be >= 1, got {self.blocks_per_stage}")
+
+
+#: The built-in models: each name's schema (conf/model/<name>.yaml).
+MODEL_SCHEMAS = {"flowers_cnn": CNNConfig, "resnet": ResNetConfig}
 
 
 @dataclass
@@ -223,7 +251,7 @@ class RunConfig:
     backend: BackendConfig = MISSING
     optimizer: Any = MISSING  # one of OPTIMIZER_SCHEMAS' classes or UserOptimizerConfig (the optimizer group)
     dataset: DatasetConfig = MISSING
-    model: ModelConfig = MISSING
+    model: Any = MISSING  # one of MODEL_SCHEMAS' classes (the model group)
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
@@ -238,11 +266,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require_seed("seed", self.seed)
-        blocks = len(self.model.filters)
+        from bench.architecture import spec_class  # lazy: architecture imports this module (and numpy)
+
+        minimum, why = spec_class(self.model).min_image_size(self.model)
         require(
-            self.dataset.image_size >= 2**blocks,
-            f"dataset.image_size={self.dataset.image_size} is too small for {blocks} conv blocks "
-            f"(each halves it): use at least {2**blocks}",
+            self.dataset.image_size >= minimum,
+            f"dataset.image_size={self.dataset.image_size} is too small for {why}: use at least {minimum}",
         )
 
 
@@ -271,7 +300,7 @@ GROUP_SCHEMAS: dict[str, Any] = {
     "backend": BackendConfig,
     "optimizer": OPTIMIZER_SCHEMAS,
     "dataset": DatasetConfig,
-    "model": ModelConfig,
+    "model": MODEL_SCHEMAS,
     "schedule": SCHEDULE_SCHEMAS,
 }
 
@@ -347,6 +376,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     else:
         _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
     _check_option("schedule", run.schedule, SCHEDULE_SCHEMAS)
+    _check_option("model", run.model, MODEL_SCHEMAS)
     return run
 
 

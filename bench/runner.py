@@ -21,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bench import data as data_lib
 from bench import results, tracking
-from bench.architecture import CNNSpec
+from bench.architecture import model_spec
 from bench.backend import Trainer, build_trainer
 from bench.config import EXPERIMENT_KEYS, RunConfig, is_builtin
 from bench.errors import BenchError, DiskFullError, is_disk_full
@@ -102,7 +102,7 @@ def _label(run: RunConfig) -> str:
 
 def _trainer(run: RunConfig, data: data_lib.FlowerData) -> Trainer:
     """The backend's trainer of this run, its process-wide setup done, starting from the seed's weights."""
-    spec = CNNSpec.from_config(run.model, data.image_size, len(data.class_names))
+    spec = model_spec(run.model, data.image_size, len(data.class_names))
     return build_trainer(run, spec, data_lib.steps_per_epoch(len(data.train_labels), run.train.batch_size))
 
 

@@ -38,7 +38,7 @@ from omegaconf import DictConfig
 
 from bench import data as data_lib
 from bench import results
-from bench.architecture import CNNSpec, initial_weights
+from bench.architecture import ModelSpec, initial_weights, model_spec
 from bench.backend import BareLoop, Trainer, build_trainer, load_backend, load_reference
 from bench.checks import require
 from bench.config import (
@@ -121,12 +121,12 @@ def dataset_classes(dataset: DatasetConfig) -> list[str]:
     return list(tfds.builder(data_lib.TFDS_NAME, data_dir=dataset.data_dir).info.features["label"].names)
 
 
-def synthetic_spec(run: RunConfig) -> CNNSpec:
+def synthetic_spec(run: RunConfig) -> ModelSpec:
     """The network ``run`` trains: its model, image size and the dataset's number of classes."""
-    return CNNSpec.from_config(run.model, run.dataset.image_size, len(dataset_classes(run.dataset)))
+    return model_spec(run.model, run.dataset.image_size, len(dataset_classes(run.dataset)))
 
 
-def synthetic_images(n: int, spec: CNNSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_images(n: int, spec: ModelSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random uint8 images shaped for ``spec`` (N x H x W x C) and int32 labels of its classes."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, spec.image_size, spec.image_size, spec.channels), dtype=np.uint8)
@@ -171,7 +171,7 @@ def reference_run(run: RunConfig) -> RunConfig:
 
 
 def build_bare_loop(
-    run: RunConfig, bare: RunConfig, spec: CNNSpec, weights: dict[str, np.ndarray]
+    run: RunConfig, bare: RunConfig, spec: ModelSpec, weights: dict[str, np.ndarray]
 ) -> BareLoop:
     """The bare loop that ``bare`` (:func:`reference_run` of ``run``) names. Another backend's framework gets its
     own process set-up first (threads, seeds, determinism), as when it is timed beside its own suite."""

@@ -40,7 +40,7 @@ SEED_BLOG_CONFIG = {
         "test_fraction": 0.0,
         "split_seed": 123,
     },
-    "model": {"filters": [64, 64], "kernel_size": 3, "dense_units": 128, "dropout": 0.2},
+    "model": {"name": "flowers_cnn", "filters": [64, 64], "kernel_size": 3, "dense_units": 128, "dropout": 0.2},
     "schedule": {"name": "constant"},
     "train": {"epochs": 7, "batch_size": 32, "precision": "fp32", "allow_emulated_bf16": False},
     "seed": 0,

@@ -1,20 +1,25 @@
-"""The flowers CNN in Keras, built from the framework-neutral :class:`~bench.architecture.CNNSpec`."""
+"""The built-in models in Keras, built from the framework-neutral specs of :mod:`bench.architecture`."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
-from bench.architecture import CNNSpec
+from bench.architecture import CNNSpec, ModelSpec, ResNetSpec
 
 
-def build_model(spec: CNNSpec, l2: float) -> keras.Model:
-    """Conv blocks (conv, max-pool, ReLU, dropout), Flatten, Dense+ReLU, Dense logits, as in the seed blog.
-
-    ``l2 > 0`` puts ``keras.regularizers.L2(l2)`` on every kernel (never on biases), which adds
-    ``l2 * sum(kernel**2)`` to the loss: the blog's "L2 regularization".
-    """
+def build_model(spec: ModelSpec, l2: float) -> keras.Model:
+    """The network of ``spec``. ``l2 > 0`` puts ``keras.regularizers.L2(l2)`` on every conv and dense kernel
+    (never on biases or BatchNorm's gamma and beta), which adds ``l2 * sum(kernel**2)`` to the loss: the blog's
+    "L2 regularization"."""
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    if isinstance(spec, ResNetSpec):
+        return _build_resnet(spec, regularizer)
+    return _build_cnn(spec, regularizer)
+
+
+def _build_cnn(spec: CNNSpec, regularizer: keras.regularizers.Regularizer | None) -> keras.Model:
+    """Conv blocks (conv, max-pool, ReLU, dropout), Flatten, Dense+ReLU, Dense logits, as in the seed blog."""
     inputs = keras.Input((spec.image_size, spec.image_size, spec.channels), name="images")
     x = inputs
     for i, filters in enumerate(spec.filters):
@@ -35,15 +40,43 @@ def build_model(spec: CNNSpec, l2: float) -> keras.Model:
     return keras.Model(inputs, logits, name="flowers_cnn")
 
 
-def set_weights(model: keras.Model, spec: CNNSpec, weights: dict[str, np.ndarray]) -> None:
-    """Load neutral weights; Keras' layout is the neutral layout, so this is a plain copy."""
-    for layer in spec.layer_names():
-        model.get_layer(layer).set_weights([weights[f"{layer}/kernel"], weights[f"{layer}/bias"]])
+def _build_resnet(spec: ResNetSpec, regularizer: keras.regularizers.Regularizer | None) -> keras.Model:
+    """Stem conv-BN-ReLU, basic blocks (conv-BN-ReLU-conv-BN + shortcut, ReLU), global average pooling, Dense
+    logits: stock Keras layers, BatchNormalization at its defaults (momentum 0.99, epsilon 1e-3)."""
+
+    def conv_bn(x, conv):
+        x = keras.layers.Conv2D(
+            conv.out_channels, conv.kernel_size, strides=conv.stride, padding="same", use_bias=False,
+            kernel_regularizer=regularizer, name=conv.name,
+        )(x)  # fmt: skip
+        return keras.layers.BatchNormalization(
+            momentum=spec.bn_momentum, epsilon=spec.bn_epsilon, name=spec.bn_of(conv)
+        )(x)
+
+    inputs = keras.Input((spec.image_size, spec.image_size, spec.channels), name="images")
+    x = keras.layers.ReLU(name="stem_relu")(conv_bn(inputs, spec.stem))
+    for block in spec.blocks():
+        y = keras.layers.ReLU(name=f"{block.name}_relu1")(conv_bn(x, block.conv1))
+        y = conv_bn(y, block.conv2)
+        shortcut = conv_bn(x, block.shortcut) if block.shortcut else x
+        x = keras.layers.ReLU(name=f"{block.name}_relu2")(keras.layers.Add(name=f"{block.name}_add")([y, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(
+        spec.num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits"
+    )(x)
+    return keras.Model(inputs, logits, name="resnet")
 
 
-def get_weights(model: keras.Model, spec: CNNSpec) -> dict[str, np.ndarray]:
+def set_weights(model: keras.Model, spec: ModelSpec, weights: dict[str, np.ndarray]) -> None:
+    """Load neutral weights; Keras' layout is the neutral layout, so this is a plain copy per layer (BatchNorm:
+    gamma, beta, moving mean, moving variance)."""
+    for layer, names in spec.layer_weights().items():
+        model.get_layer(layer).set_weights([weights[name] for name in names])
+
+
+def get_weights(model: keras.Model, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Every variable in the neutral layout, BatchNorm's moving statistics included."""
     weights = {}
-    for layer in spec.layer_names():
-        kernel, bias = model.get_layer(layer).get_weights()
-        weights[f"{layer}/kernel"], weights[f"{layer}/bias"] = kernel, bias
+    for layer, names in spec.layer_weights().items():
+        weights.update(zip(names, model.get_layer(layer).get_weights(), strict=True))
     return weights

@@ -8,7 +8,9 @@ The bare loop is what a Keras user writes from the seed blog, and nothing of flo
 ``compile`` with the optimizer and ``model.fit`` on the in-memory arrays, timed per batch by a callback. Only
 the layer sizes (:class:`CNNSpec`), the starting weights and the optimizer (the stock Keras class the suite's
 :data:`~backends.keras.optim.BUILDERS` makes, with the L2 penalty as kernel regularizers) come from the suite,
-so both train the same network with the same update.
+so both train the same network with the same update. The ResNet (:class:`ResNetSpec`) is stock Keras layers in
+the suite too: its bare loop wraps the suite's functional model (``backends/keras/model.py``) behind the same
+``Rescaling`` layer.
 Threads and op determinism are process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
 """
 
@@ -18,8 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.keras import model as model_lib
 from backends.keras.optim import make_optimizer
-from bench.architecture import CNNSpec
+from bench.architecture import ModelSpec, ResNetSpec
 from bench.config import kernel_l2
 from bench.optimizers import OptimizerConfig
 from bench.timing import StepTimer, time_calls
@@ -27,12 +30,14 @@ from bench.timing import StepTimer, time_calls
 TF_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
 
-def _build_model(spec: CNNSpec, l2: float) -> keras.Model:
+def _build_model(spec: ModelSpec, l2: float) -> keras.Model:
     regularizer = keras.regularizers.L2(l2) if l2 else None  # none for decoupled decay, in the optimizer
     layers: list = [
         keras.Input((spec.image_size, spec.image_size, spec.channels)),
         keras.layers.Rescaling(1 / 255),
     ]
+    if isinstance(spec, ResNetSpec):
+        return keras.Sequential([*layers, model_lib.build_model(spec, l2)])
     for i, filters in enumerate(spec.filters):
         conv = keras.layers.Conv2D(
             filters, spec.kernel_size, padding="same", kernel_regularizer=regularizer, name=f"conv{i}"
@@ -52,8 +57,11 @@ def _build_model(spec: CNNSpec, l2: float) -> keras.Model:
     return keras.Sequential(layers)
 
 
-def _load_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+def _load_weights(model: keras.Model, spec: ModelSpec, weights: dict[str, np.ndarray]) -> None:
     """The neutral layout is Keras' own: each named layer takes its kernel and bias as they are."""
+    if isinstance(spec, ResNetSpec):
+        model_lib.set_weights(model.get_layer("resnet"), spec, weights)
+        return
     for name in weights:
         if name.endswith("/kernel"):
             layer = name.split("/")[0]
@@ -76,7 +84,7 @@ class _BatchTimer(keras.callbacks.Callback):
 
 
 class BareLoop:
-    """The flowers CNN compiled for ``model.fit``; :meth:`train` may be called again and again, since ``fit``
+    """The model compiled for ``model.fit``; :meth:`train` may be called again and again, since ``fit``
     keeps its traced step between calls.
 
     Layers read the mixed-precision policy when they are made: ``precision`` applies to this model only.
@@ -84,7 +92,7 @@ class BareLoop:
 
     def __init__(
         self,
-        spec: CNNSpec,
+        spec: ModelSpec,
         weights: dict[str, np.ndarray],
         optimizer: OptimizerConfig,
         batch_size: int,
@@ -96,7 +104,7 @@ class BareLoop:
             self.model = _build_model(spec, kernel_l2(optimizer))
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
-        _load_weights(self.model, weights)
+        _load_weights(self.model, spec, weights)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # jit_compile=False: the suite's step is not XLA-compiled either ("auto" means no XLA on CPU anyway).
         step = make_optimizer(optimizer, optimizer.lr)

@@ -18,7 +18,7 @@ import tensorflow as tf
 from backends.keras import model as model_lib
 from backends.keras import optim
 from bench import backend, cpu
-from bench.architecture import CNNSpec
+from bench.architecture import ModelSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
 
@@ -70,7 +70,7 @@ class Trainer(backend.Trainer):
         _configure_process(run)
 
     def __init__(
-        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ):
         self.run, self.spec = run, spec
         self.device = _device_name()

@@ -8,7 +8,11 @@ per batch ``zero_grad`` / forward / ``cross_entropy`` / ``backward`` / ``step``,
 bf16. The layer sizes (:class:`CNNSpec`), the starting weights and the optimizer's step come from the suite: the
 step is the one :data:`~backends.torch.optim.BUILDERS` makes (stock fused ``torch.optim`` classes, plus Keras'
 corrections, a few scalar writes per step), so that the two loops differ in everything but the update.
-Threads and deterministic algorithms are process-wide: the bare loop runs with whatever ``Trainer.setup`` set.
+The ResNet's bare loop (:class:`ResNetSpec`) is the suite's module structure with stock ``nn.BatchNorm2d``
+(``momentum=1 - bn_momentum, eps=bn_epsilon``: what a user would write to mimic Keras; its moving variance is
+the unbiased one) in place of the suite's :class:`~backends.torch.model.KerasBatchNorm2d`, so the ratio shows
+what the suite's own BatchNorm costs. Threads and deterministic algorithms are process-wide: the bare loop runs
+with whatever ``Trainer.setup`` set.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backends.torch import model as model_lib
 from backends.torch.optim import make_optimizer
-from bench.architecture import CNNSpec
+from bench.architecture import CNNSpec, ModelSpec, ResNetSpec
 from bench.config import ConstantScheduleConfig
 from bench.optimizers import OptimizerConfig
 from bench.timing import Stopwatch, time_calls
@@ -27,7 +32,15 @@ from bench.timing import Stopwatch, time_calls
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def _build_model(spec: CNNSpec) -> nn.Sequential:
+def _build_model(spec: ModelSpec) -> nn.Module:
+    if isinstance(spec, ResNetSpec):
+        return model_lib.ResNet(
+            spec, norm=lambda channels: nn.BatchNorm2d(channels, eps=spec.bn_epsilon, momentum=1 - spec.bn_momentum)
+        )
+    return _build_cnn(spec)
+
+
+def _build_cnn(spec: CNNSpec) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_channels = spec.channels
     for filters in spec.filters:
@@ -63,11 +76,11 @@ def _load_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
 
 
 class BareLoop:
-    """The flowers CNN and a stock optimizer; :meth:`train` may be called again and again."""
+    """The model and a stock optimizer; :meth:`train` may be called again and again."""
 
     def __init__(
         self,
-        spec: CNNSpec,
+        spec: ModelSpec,
         weights: dict[str, np.ndarray],
         optimizer: OptimizerConfig,
         batch_size: int,
@@ -75,9 +88,13 @@ class BareLoop:
     ):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = _build_model(spec).to(self.device, memory_format=torch.channels_last)
-        _load_weights(self.model, weights)
-        weighted = [m for m in self.model if isinstance(m, (nn.Conv2d, nn.Linear))]
-        kernels, biases = [m.weight for m in weighted], [m.bias for m in weighted]
+        if isinstance(spec, ResNetSpec):  # the suite's module names, so the suite's loader fits
+            model_lib.set_weights(self.model, spec, weights)
+            kernels, biases = model_lib.kernels(self.model, spec), model_lib.others(self.model, spec)
+        else:
+            _load_weights(self.model, weights)
+            weighted = [m for m in self.model if isinstance(m, (nn.Conv2d, nn.Linear))]
+            kernels, biases = [m.weight for m in weighted], [m.bias for m in weighted]
         self.optimizer = make_optimizer(
             optimizer, ConstantScheduleConfig(name="constant"), 1, kernels, biases
         )

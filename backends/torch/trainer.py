@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from backends.torch import fused, optim
 from backends.torch import model as model_lib
 from bench import backend, cpu
-from bench.architecture import CNNSpec
+from bench.architecture import CNNSpec, ModelSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
 
@@ -71,7 +71,7 @@ class Trainer(backend.Trainer):
         _configure_process(run)
 
     def __init__(
-        self, run: RunConfig, spec: CNNSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
     ):
         self.run, self.spec = run, spec
         self.device = torch.device("cuda" if _use_gpu(run) else "cpu")
@@ -79,9 +79,9 @@ class Trainer(backend.Trainer):
         self.model = model_lib.build_model(spec).to(self.device, memory_format=torch.channels_last)
         model_lib.set_weights(self.model, spec, initial_weights)
         self.kernels = model_lib.kernels(self.model, spec)
-        biases = model_lib.biases(self.model, spec)
+        others = model_lib.others(self.model, spec)
         self.stepper = optim.make_optimizer(
-            run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, biases
+            run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, others
         )
         self.l2 = kernel_l2(run.optimizer)
         self.bf16 = run.train.precision == "bf16"
@@ -174,7 +174,12 @@ class Trainer(backend.Trainer):
             "precision": self.run.train.precision,
             "optimizer_class": optim.class_path(self.stepper.optimizer),
             "memory_format": "channels_last",
-            "pool_relu_dropout": "fused kernel" if fused.uses_fused_kernel(self.device) else "torch ops",
+            # The CNN's max-pool, ReLU and dropout; the ResNet has no such block.
+            "pool_relu_dropout": (
+                ("fused kernel" if fused.uses_fused_kernel(self.device) else "torch ops")
+                if isinstance(self.spec, CNNSpec)
+                else None
+            ),
             "deterministic": True,
             "cpu": platform.processor() or platform.machine(),
         }
