@@ -195,6 +195,8 @@ class ResNetSpec:
             num_classes=num_classes,
             stage_filters=tuple(model.stage_filters),
             blocks_per_stage=model.blocks_per_stage,
+            bn_momentum=model.bn_momentum,
+            bn_epsilon=model.bn_epsilon,
         )
 
     @property

@@ -181,8 +181,14 @@ class ResNetConfig(ModelConfig):
 
     stage_filters: list[int] = MISSING
     blocks_per_stage: int = MISSING
+    # Keras' BatchNormalization momentum (moving = moving * momentum + batch * (1 - momentum)) and epsilon, on
+    # both backends; torch's nn.BatchNorm2d calls 1 - momentum its momentum.
+    bn_momentum: float = MISSING
+    bn_epsilon: float = MISSING
 
     def __post_init__(self) -> None:
+        require(0 <= self.bn_momentum < 1, f"model.bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        require_at_least("model.bn_epsilon", self.bn_epsilon, 0, strict=True)
         require(
             len(self.stage_filters) >= 1 and min(self.stage_filters) >= 1,
             "model.stage_filters must be a non-empty list of positive ints",
