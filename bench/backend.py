@@ -1,10 +1,11 @@
 """The interface every backend implements, the one registry of backends, and the one way to make a trainer.
 
-A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the model of a
-spec from :mod:`bench.architecture`, the CNN or the ResNet, and load numpy weights), ``optim.py`` (translate the optimizer and
-schedule configs, one factory), ``trainer.py`` (a :class:`Trainer`) and ``reference.py`` (the yardsticks of
-``python -m bench.throughput``, :class:`Reference`). :data:`bench.registry.REGISTRY` names them; nothing is
-imported until a backend is asked for by name, so this module, like all of ``bench/``, imports no framework.
+A backend is a package ``backends.<name>`` with the same modules in each: ``model.py`` (build the model of a spec
+from :mod:`bench.architecture`, the CNN or the ResNet, and load numpy weights), ``optim.py`` (translate the
+optimizer and schedule configs, one factory), ``trainer.py`` (a :class:`Trainer`) and ``reference.py`` (the
+yardsticks of ``python -m bench.throughput``, :class:`Reference`). :data:`bench.registry.REGISTRY` names them;
+nothing is imported until a backend is asked for by name, so this module, like all of ``bench/``, imports no
+framework.
 
 Who calls what:
 

@@ -24,10 +24,11 @@ CNN's), trainable weights 2e-4 absolute (3x above that Adam element), moving sta
 their floor), evaluation-mode logits 5e-5.
 
 A BatchNorm network is more sensitive to round-off than the CNN: pre-activations are normalised to mean 0,
-right at the ReLU kink, so an input within round-off of 0 takes the other branch more often. With the full
-three blocks per stage at 24 px (batch 12) a flip happens in the first step: torch differs from *itself* at another
-thread count by 3e-4 in the stem kernel after it, and by 4e-2 in the loss after the fourth (lr 0.05). That is why the test network is small, and
-why the real-photo parity sweep (README) is read against the same backend at another thread count.
+right at the ReLU kink, so an input within round-off of 0 takes the other branch more often. With three blocks
+per stage at 24 px (batch 12) a flip happens in the first step: torch differs from *itself* at another thread
+count by 3e-4 in the stem kernel after it, and by 4e-2 in the loss after the fourth (lr 0.05). That is why the
+test network is small, and why the real-photo parity sweep (README) is read against the same backend at another
+thread count.
 
 Each BatchNorm semantic that backends/torch/model.py's KerasBatchNorm2d gets right fails the tolerances when it
 is flipped in the torch backend (test_each_batchnorm_mismatch_is_detected; sgd_l2, largest difference):
@@ -193,7 +194,9 @@ def test_initial_weights_give_the_same_logits_in_both_modes(data):
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_same_seed_same_steps_weights_and_moving_statistics_on_both_backends(optimizer, runs):
     keras_run, torch_run = runs("keras", optimizer), runs("torch", optimizer)
-    for step, (keras_loss, torch_loss) in enumerate(zip(keras_run["losses"], torch_run["losses"], strict=True)):
+    for step, (keras_loss, torch_loss) in enumerate(
+        zip(keras_run["losses"], torch_run["losses"], strict=True)
+    ):
         assert torch_loss == pytest.approx(keras_loss, rel=LOSS_RTOL), f"loss at step {step}"
     spec = spec_of(make_run("keras", optimizer))
     initial = initial_weights(spec, SEED)

@@ -59,7 +59,9 @@ def _build_resnet(spec: ResNetSpec, regularizer: keras.regularizers.Regularizer 
         y = keras.layers.ReLU(name=f"{block.name}_relu1")(conv_bn(x, block.conv1))
         y = conv_bn(y, block.conv2)
         shortcut = conv_bn(x, block.shortcut) if block.shortcut else x
-        x = keras.layers.ReLU(name=f"{block.name}_relu2")(keras.layers.Add(name=f"{block.name}_add")([y, shortcut]))
+        x = keras.layers.ReLU(name=f"{block.name}_relu2")(
+            keras.layers.Add(name=f"{block.name}_add")([y, shortcut])
+        )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(
         spec.num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits"

@@ -82,9 +82,17 @@ class KerasBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.batch_norm(
-                x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.epsilon
+                x,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                training=False,
+                eps=self.epsilon,
             )
-        out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.epsilon)
+        out, mean, invstd = torch.native_batch_norm(
+            x, self.weight, self.bias, None, None, True, 0.0, self.epsilon
+        )
         with torch.no_grad():  # float32 statistics, also under bf16 (Keras upcasts BatchNorm's input)
             variance = invstd.double().pow(-2).sub(self.epsilon).clamp_min(0.0).float()
             self.running_mean.copy_(self.running_mean * self.momentum + mean.float() * (1.0 - self.momentum))

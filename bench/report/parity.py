@@ -42,10 +42,11 @@ def _pair_keys(table: RunTable) -> list[str]:
 
 
 def dropout_of(table: RunTable, frame: pd.DataFrame) -> pd.Series:
-    """``model.dropout`` of each row: its own column when it varies, else the value all runs share."""
+    """``model.dropout`` of each row: its own column when it varies, else the value all runs share; 0 for a
+    model without dropout (``model=resnet``), whose backends are comparable step by step as they are."""
     if "model.dropout" in frame.columns:
-        return frame["model.dropout"]
-    return pd.Series(table.constants.get("model.dropout"), index=frame.index)
+        return frame["model.dropout"].fillna(0.0)
+    return pd.Series(table.constants.get("model.dropout", 0.0), index=frame.index)
 
 
 def not_at_parity(table: RunTable) -> list[str]:
