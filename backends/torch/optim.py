@@ -186,7 +186,8 @@ def _adam_l2(optimizer: AdamL2Config, factor: LrFactor | None, kernels, biases) 
 
 
 def _adamw(optimizer: AdamWConfig, factor: LrFactor | None, kernels, biases) -> KerasStep:
-    # Decays every parameter, biases too, as Keras' AdamW does.
+    # Decays every parameter, biases and BatchNorm's gamma and beta too, as Keras' AdamW does (BatchNorm's moving
+    # statistics are buffers, not parameters: never decayed).
     groups = [{"params": kernels + biases, "weight_decay": optimizer.weight_decay}]
     adamw = torch.optim.AdamW(
         groups, lr=optimizer.lr, betas=(optimizer.beta_1, optimizer.beta_2), eps=optimizer.epsilon, fused=True
@@ -227,7 +228,7 @@ def make_optimizer(
     Args:
         total_steps: batches in the whole run, over which a cosine schedule decays.
         kernels: conv and dense kernels (they carry the L2 penalty).
-        biases: the other trainable parameters.
+        biases: the other trainable parameters (biases; BatchNorm gamma and beta).
     """
     factor = lr_factor(schedule, total_steps)
     if isinstance(optimizer, UserOptimizerConfig):

@@ -79,7 +79,7 @@ class Trainer(backend.Trainer):
         self.model = model_lib.build_model(spec).to(self.device, memory_format=torch.channels_last)
         model_lib.set_weights(self.model, spec, initial_weights)
         self.kernels = model_lib.kernels(self.model, spec)
-        others = model_lib.others(self.model, spec)
+        others = model_lib.others(self.model, spec)  # biases; BatchNorm gamma and beta
         self.stepper = optim.make_optimizer(
             run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, others
         )
