@@ -193,7 +193,9 @@ class ResNetConfig(ModelConfig):
             len(self.stage_filters) >= 1 and min(self.stage_filters) >= 1,
             "model.stage_filters must be a non-empty list of positive ints",
         )
-        require(self.blocks_per_stage >= 1, f"model.blocks_per_stage must be >= 1, got {self.blocks_per_stage}")
+        require(
+            self.blocks_per_stage >= 1, f"model.blocks_per_stage must be >= 1, got {self.blocks_per_stage}"
+        )
 
 
 #: The built-in models: each name's schema (conf/model/<name>.yaml).

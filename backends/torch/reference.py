@@ -35,7 +35,10 @@ TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def _build_model(spec: ModelSpec) -> nn.Module:
     if isinstance(spec, ResNetSpec):
         return model_lib.ResNet(
-            spec, norm=lambda channels: nn.BatchNorm2d(channels, eps=spec.bn_epsilon, momentum=1 - spec.bn_momentum)
+            spec,
+            norm=lambda channels: nn.BatchNorm2d(
+                channels, eps=spec.bn_epsilon, momentum=1 - spec.bn_momentum
+            ),
         )
     return _build_cnn(spec)
 
