@@ -13,11 +13,9 @@ run evolves, so parity compares them). Each backend translates that layout on lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
-
-from bench.config import CNNConfig, ModelConfig, ResNetConfig
 
 #: Variables of a layer that are state, not trainable: BatchNorm's moving statistics.
 STATE_VARIABLES = ("moving_mean", "moving_variance")
@@ -46,12 +44,13 @@ class CNNSpec:
     dropout: float
 
     @staticmethod
-    def min_image_size(model: CNNConfig) -> tuple[int, str]:
-        """The smallest input side, and why: each conv block halves it (flooring)."""
+    def min_image_size(model: Any) -> tuple[int, str]:
+        """The smallest input side of a bench.config.CNNConfig (not imported: bench.config asks this module, never
+        the other way round), and why: each conv block halves it (flooring)."""
         return 2 ** len(model.filters), f"{len(model.filters)} conv blocks (each halves it)"
 
     @classmethod
-    def from_config(cls, model: CNNConfig, image_size: int, num_classes: int, channels: int = 3) -> CNNSpec:
+    def from_config(cls, model: Any, image_size: int, num_classes: int, channels: int = 3) -> CNNSpec:
         return cls(
             image_size=image_size,
             channels=channels,
@@ -180,15 +179,14 @@ class ResNetSpec:
     bn_epsilon: float = 1e-3
 
     @staticmethod
-    def min_image_size(model: ResNetConfig) -> tuple[int, str]:
-        """The smallest input side, and why: each stage after the first halves it (rounding up)."""
+    def min_image_size(model: Any) -> tuple[int, str]:
+        """The smallest input side of a bench.config.ResNetConfig, and why: each stage after the first halves it
+        (rounding up)."""
         downsamplings = len(model.stage_filters) - 1
         return 2**downsamplings, f"{len(model.stage_filters)} ResNet stages ({downsamplings} halve it)"
 
     @classmethod
-    def from_config(
-        cls, model: ResNetConfig, image_size: int, num_classes: int, channels: int = 3
-    ) -> ResNetSpec:
+    def from_config(cls, model: Any, image_size: int, num_classes: int, channels: int = 3) -> ResNetSpec:
         return cls(
             image_size=image_size,
             channels=channels,
@@ -280,18 +278,20 @@ class ResNetSpec:
 
 
 ModelSpec = CNNSpec | ResNetSpec
-SPECS: dict[type, type] = {CNNConfig: CNNSpec, ResNetConfig: ResNetSpec}
+#: Each built-in model's spec, by ``model.name`` (the options of bench.config.MODEL_SCHEMAS).
+SPECS: dict[str, type[CNNSpec] | type[ResNetSpec]] = {CNNSpec.name: CNNSpec, ResNetSpec.name: ResNetSpec}
 
 
-def spec_class(model: ModelConfig) -> type[CNNSpec] | type[ResNetSpec]:
-    """The spec class of a model config (its schema's class: bench.config.MODEL_SCHEMAS)."""
-    for config_class, spec in SPECS.items():
-        if isinstance(model, config_class):
-            return spec
-    raise ValueError(f"no architecture for model config {type(model).__name__}")
+def spec_class(model: Any) -> type[CNNSpec] | type[ResNetSpec]:
+    """The spec class of a model config (a bench.config.ModelConfig), by its name.
+
+    Raises:
+        KeyError: no built-in model has that name.
+    """
+    return SPECS[model.name]
 
 
-def model_spec(model: ModelConfig, image_size: int, num_classes: int, channels: int = 3) -> ModelSpec:
+def model_spec(model: Any, image_size: int, num_classes: int, channels: int = 3) -> ModelSpec:
     """The network a run trains: its model config at the data's image size and number of classes."""
     return spec_class(model).from_config(model, image_size, num_classes, channels)
 

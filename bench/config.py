@@ -274,9 +274,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require_seed("seed", self.seed)
-        from bench.architecture import spec_class  # lazy: architecture imports this module (and numpy)
+        from bench.architecture import SPECS  # lazy: numpy, only when a config is validated
 
-        minimum, why = spec_class(self.model).min_image_size(self.model)
+        _check_option("model", self.model, MODEL_SCHEMAS)  # before asking the spec its name names
+        minimum, why = SPECS[self.model.name].min_image_size(self.model)
         require(
             self.dataset.image_size >= minimum,
             f"dataset.image_size={self.dataset.image_size} is too small for {why}: use at least {minimum}",
@@ -384,7 +385,6 @@ def validate(cfg: DictConfig) -> RunConfig:
     else:
         _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
     _check_option("schedule", run.schedule, SCHEDULE_SCHEMAS)
-    _check_option("model", run.model, MODEL_SCHEMAS)
     return run
 
 

@@ -163,3 +163,10 @@ def test_throughput_times_the_resnet_on_both_backends(backend, tmp_path):
     )
     for key in ("suite", "bare_loop"):
         assert report[key]["n_steps"] == 3 and report[key]["images_per_s"] > 0
+
+
+def test_every_model_schema_has_a_spec():
+    from bench.architecture import SPECS
+    from bench.config import MODEL_SCHEMAS
+
+    assert SPECS.keys() == MODEL_SCHEMAS.keys()
