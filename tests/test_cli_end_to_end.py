@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import results
+from bench import cpu, results
 from bench.report import build_report
 from tests.conftest import CLASSES, TINY, run_cli
 
@@ -109,7 +109,9 @@ def test_a_real_runs_files_hold_exactly_the_fields_readme_documents(sweep):
     metric_names, result_names = documented_fields()
     assert metric_names == METRIC_FIELDS + list(results.TEST_METRICS)
     statuses = {results.COMPLETED, results.DIVERGED, results.FAILED}
-    nested = {*results.FINAL_METRICS, *results.TEST_METRICS, *results.BEST_KEYS, *DATA_FIELDS}
+    cpu_fields = set(cpu.description())  # environment's cpu, cpu_instruction_sets, cpu_native_bf16
+    nested = {*results.FINAL_METRICS, *results.TEST_METRICS, *results.BEST_KEYS, *DATA_FIELDS, *cpu_fields}
+    assert cpu_fields <= set(result_names)
     assert [name for name in result_names if name in RESULT_FIELDS] == RESULT_FIELDS
     assert set(result_names) <= {*RESULT_FIELDS, *statuses, *nested}
     assert {"num_classes", "skipped_files"} <= set(result_names)
@@ -122,6 +124,7 @@ def test_a_real_runs_files_hold_exactly_the_fields_readme_documents(sweep):
         result = results.read_result(job)
         assert [name for name in result_names if name in result] == list(result) == RESULT_FIELDS
         assert result["status"] in statuses
+        assert cpu_fields <= set(result["environment"])
         assert list(result["final"]) == list(results.FINAL_METRICS)
         assert list(result["best"]) == list(results.BEST_KEYS)
         data = results.DataInfo(**result["data"])
