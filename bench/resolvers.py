@@ -1,4 +1,4 @@
-"""OmegaConf resolvers that fit a sweep's jobs to the machine's cores.
+"""OmegaConf resolvers that fit a sweep's jobs to the machine's cores, and its job directories to the file system.
 
 When a launcher runs several jobs at once on one machine (``hydra/launcher=parallel``, i.e. joblib), each job
 must use only its share of the cores: two jobs with two threads each on two cores spend their time fighting
@@ -7,12 +7,17 @@ over them. The configs ask for the share by interpolation::
     conf/backend/keras.yaml           threads: ${threads_per_job:}
     conf/experiment/lr_wd_search_*    n_jobs: ${jobs_at_once:${oc.select:hydra.launcher.n_jobs,null}}
 
+A job directory is named by the job's overrides (``subdir: ${job_dir_name:${hydra.job.override_dirname}}``);
+a name longer than a file system allows (255 bytes) is cut and completed by a hash of the whole, so that it
+stays unique and the same on every rerun.
+
 They are registered when :mod:`bench.config` is imported, which every process that validates a config does
 (the launching process and each joblib or submitit worker).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -60,8 +65,33 @@ def threads_per_job() -> int | None:
     return None
 
 
+#: The longest file name ext4, XFS, APFS and NTFS take, in bytes.
+MAX_NAME_BYTES = 255
+
+
+def job_dir_name(override_dirname: str) -> str:
+    """``override_dirname`` itself when it fits in a file name; else as much of it as fits, whole overrides
+    only, then ``+`` and 16 hex digits of its SHA-256: still unique, and the same on every rerun (resume)."""
+    if len(override_dirname.encode("utf-8")) <= MAX_NAME_BYTES:
+        return override_dirname
+    digest = hashlib.sha256(override_dirname.encode("utf-8")).hexdigest()[:16]
+    room = MAX_NAME_BYTES - len(digest) - 1
+    kept = ""
+    for part in override_dirname.split(","):
+        candidate = f"{kept},{part}" if kept else part
+        if len(candidate.encode("utf-8")) > room:
+            break
+        kept = candidate
+    return f"{kept}+{digest}"
+
+
 def register_resolvers() -> None:
     """Register the resolvers once per process (a second registration would raise)."""
-    for name, function in {"threads_per_job": threads_per_job, "jobs_at_once": jobs_at_once}.items():
+    resolvers = {
+        "threads_per_job": threads_per_job,
+        "jobs_at_once": jobs_at_once,
+        "job_dir_name": job_dir_name,
+    }
+    for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -231,3 +231,20 @@ def test_search_tells_settings_apart_by_experiment_keys_only(tmp_path):
     assert settings["0.1"].seeds == [0, 1] and settings["0.1"].mean == pytest.approx(0.6)
     assert settings["0.1"].overrides == {"dataset.path": "/old", "optimizer.lr": "0.1"}  # force is dropped
     assert tuned_keys(list(settings.values())) == ["optimizer.lr"]  # paths and threads are not tuned
+
+
+def test_a_job_directory_name_too_long_for_the_file_system_is_cut_and_hashed():
+    """Many overrides (a fair comparison on the ResNet) made a name over 255 bytes: OSError, File name too long."""
+    many = [
+        "optimizer.lr=0.001", "model=resnet", "model.blocks_per_stage=1", "dataset.max_per_class=30",
+        "train.batch_size=16",
+        "backend.threads=1", "dataset.image_size=16", "optimizer=adamw", "optimizer.weight_decay=0.00116",
+        "train.epochs=2", "seed=1000", "experiment=fair_comparison", "schedule=cosine", "schedule.alpha=0.01",
+    ]  # fmt: skip
+    names = {composed(*many, f"model.bn_epsilon={eps}").hydra.sweep.subdir for eps in (1e-3, 2e-3)}
+    again = composed(*many, "model.bn_epsilon=0.001").hydra.sweep.subdir
+    assert len(names) == 2 and again in names  # unique, and the same on a rerun (resume finds it)
+    for name in names:
+        assert len(name.encode()) <= 255 and "+" in name
+        assert name.startswith("backend.threads=1,dataset.image_size=16,")  # whole overrides, then the hash
+    assert composed("optimizer.lr=0.01").hydra.sweep.subdir == "optimizer.lr=0.01"  # short names unchanged
