@@ -40,8 +40,9 @@ from bench.report.options import ReportConfig  # the report's own options (cheap
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
 
-# conf/ uses ${threads_per_job:} and ${jobs_at_once:}: registered on import, so that every process that
-# validates a config (the launching one, and each joblib or submitit worker) can resolve them.
+# conf/ uses ${threads_per_job:}, ${jobs_at_once:} and ${job_dir_name:...} (and ${job_name_exclusions:}, below):
+# registered on import, so that every process that validates a config (the launching one, and each joblib or
+# submitit worker) can resolve them.
 register_resolvers()
 
 # An absolute path, so every entry point finds conf/ however it is started (python -m bench, the flowerbench
