@@ -31,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bench.checks import require, require_at_least, require_seed
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
-from bench.experiment import ExperimentKeys, Role, declared
+from bench.experiment import ABSENT_MEANS, ExperimentKeys, Role, declared
 from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
 from bench.protocol.options import ProtocolConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
@@ -260,7 +260,9 @@ class RunConfig:
     backend: BackendConfig = MISSING
     optimizer: Any = MISSING  # one of OPTIMIZER_SCHEMAS' classes or UserOptimizerConfig (the optimizer group)
     dataset: DatasetConfig = MISSING
-    model: Any = MISSING  # one of MODEL_SCHEMAS' classes (the model group)
+    # One of MODEL_SCHEMAS' classes (the model group). Runs recorded before there was a second model have no
+    # model.name: they trained the CNN, so a resume still finds them finished.
+    model: Any = field(default=MISSING, metadata={ABSENT_MEANS: {"name": "flowers_cnn"}})
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0

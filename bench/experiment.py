@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 ROLE = "role"  # the dataclass field metadata key that holds a declared role
+#: The field metadata key of a section's keys added after runs were recorded: key below the field -> the value
+#: that a recorded config without the key ran with (``model.name``: every model was the CNN before).
+ABSENT_MEANS = "absent_means"
 
 
 class Role(enum.Enum):
@@ -72,6 +75,19 @@ def declared_roles(schema: type, prefix: str = "") -> dict[str, Role]:
     return roles
 
 
+def absent_meanings(schema: type, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key of ``schema`` declared with the value its absence from a recorded config means."""
+    meanings: dict[str, Any] = {}
+    hints = typing.get_type_hints(schema)
+    for item in dataclasses.fields(schema):
+        key = f"{prefix}{item.name}"
+        meanings |= {f"{key}.{below}": value for below, value in item.metadata.get(ABSENT_MEANS, {}).items()}
+        section = _section_schema(hints[item.name])
+        if section is not None:
+            meanings |= absent_meanings(section, f"{key}.")
+    return meanings
+
+
 def schema_keys(schema: type, prefix: str = "") -> list[str]:
     """Every dotted key of ``schema``: each field, and below a section field each of its keys."""
     keys: list[str] = []
@@ -96,11 +112,12 @@ class ExperimentKeys:
 
     declared: Mapping[str, Role]
     all_keys: tuple[str, ...] = ()  # every key of the schema, sections and leaves
+    absent_means: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # see ABSENT_MEANS
 
     @classmethod
     def from_schema(cls, schema: type) -> ExperimentKeys:
         """The roles declared on ``schema``'s fields and, recursively, its sections' (:func:`declared`)."""
-        return cls(declared_roles(schema), tuple(schema_keys(schema)))
+        return cls(declared_roles(schema), tuple(schema_keys(schema)), absent_meanings(schema))
 
     def role(self, key: str) -> Role:
         """The role of a dotted config key (an override's key may carry Hydra's ``+``, ``++`` or ``~``): that
@@ -132,9 +149,15 @@ class ExperimentKeys:
         """The experiment keys of a nested config (as result.json's ``config``), flattened to dotted keys."""
         return {key: value for key, value in flatten(config).items() if self.is_experiment(key)}
 
-    def same_experiment(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-        """Whether two nested configs agree on every experiment key (resume: is a finished job this one?)."""
-        return self.experiment_settings(a) == self.experiment_settings(b)
+    def same_experiment(self, recorded: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+        """Whether two nested configs agree on every experiment key (resume: is a finished job this one?). A
+        key that ``recorded`` predates counts as the value its absence means (:data:`ABSENT_MEANS`)."""
+        settings = self.experiment_settings(recorded)
+        for key, value in self.absent_means.items():
+            section = key.rpartition(".")[0]
+            if key not in settings and any(k.startswith(f"{section}.") for k in settings):  # recorded, older
+                settings[key] = value
+        return settings == self.experiment_settings(current)
 
     def job_name_exclusions(self) -> list[str]:
         """The keys left out of job directory names: every key at or below a location or an option, sections

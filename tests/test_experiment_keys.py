@@ -248,3 +248,18 @@ def test_a_job_directory_name_too_long_for_the_file_system_is_cut_and_hashed():
         assert len(name.encode()) <= 255 and "+" in name
         assert name.startswith("backend.threads=1,dataset.image_size=16,")  # whole overrides, then the hash
     assert composed("optimizer.lr=0.01").hydra.sweep.subdir == "optimizer.lr=0.01"  # short names unchanged
+
+
+def test_a_run_recorded_before_a_key_existed_counts_as_what_its_absence_meant(compose_config):
+    """Runs finished before model= had a second option record no model.name: they trained the CNN, so a resume
+    skips them (declared once, on RunConfig.model), and a ResNet job is still another experiment."""
+    cnn = OmegaConf.to_container(compose_config(), resolve=True)
+    before = json.loads(json.dumps(cnn))
+    del before["model"]["name"]
+    assert EXPERIMENT_KEYS.same_experiment(before, cnn)
+    assert is_finished(finished_result(before), cnn, "folder")
+    resnet = OmegaConf.to_container(compose_config("model=resnet"), resolve=True)
+    assert not EXPERIMENT_KEYS.same_experiment(before, resnet)
+    other = json.loads(json.dumps(before))
+    other["model"]["dense_units"] = 64
+    assert not EXPERIMENT_KEYS.same_experiment(other, cnn)
