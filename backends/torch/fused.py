@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import cpu
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels") / "pool_relu_dropout.cpp"
@@ -63,12 +65,8 @@ BACKWARD_ARGTYPES = [*_POINTERS_AND_SHAPE, ctypes.c_float, ctypes.c_int]
 
 def _cpu_signature() -> str:
     """What -march=native compiles for: the architecture and, on Linux, the CPU's feature flags."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        flags = ""
-    return f"{platform.system()}-{platform.machine()}-{flags.strip()}"
+    flags = cpu.flags()  # read once per process (bench/cpu.py), as result.json's environment reads them
+    return f"{platform.system()}-{platform.machine()}-{' '.join(sorted(flags or ()))}"
 
 
 def _cache_dir() -> Path:
