@@ -26,7 +26,7 @@ from typing import Any, Optional
 from hydra._internal.utils import _locate  # what instantiate uses; get_class would also log the error
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from bench.checks import require, require_at_least, require_seed
 from bench.console import framework_noise_filtered
@@ -39,6 +39,7 @@ from bench.registry import REGISTRY
 from bench.report.options import ReportConfig  # the report's own options (cheap: no pandas, no bench.config)
 from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
+from bench.workload import WorkloadConfig
 
 # conf/ uses ${threads_per_job:}, ${jobs_at_once:} and ${job_dir_name:...} (and ${job_name_exclusions:}, below):
 # registered on import, so that every process that validates a config (the launching one, and each joblib or
@@ -264,6 +265,9 @@ class RunConfig:
     # model.name: they trained the CNN, so a resume still finds them finished.
     model: Any = field(default=MISSING, metadata={ABSENT_MEANS: {"name": "flowers_cnn"}})
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
+    # The problem: conf/workload/ presets the dataset, model and train keys (bench/workload.py). Runs recorded
+    # before there were workloads ran their workload's own size.
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig, metadata={ABSENT_MEANS: {"size": "full"}})
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     # Rerun a job even when its result.json says it already finished with these settings.
@@ -379,7 +383,14 @@ def validate(cfg: DictConfig) -> RunConfig:
     Raises:
         ConfigError: with a one-line message naming the offending key.
     """
-    run = OmegaConf.to_object(cfg)
+    sizes = OmegaConf.select(cfg, "workload.sizes", default=None)
+    size = OmegaConf.select(cfg, "workload.size", default=None)
+    if sizes and size not in sizes:  # before the keys that read workload.sizes[size] are resolved
+        raise ConfigError(f"workload.size={size!r}: this workload defines the sizes {sorted(sizes)}")
+    try:
+        run = OmegaConf.to_object(cfg)
+    except InterpolationResolutionError as exc:  # e.g. a user's workload whose table lacks a key it reads
+        raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(run, RunConfig):  # composed without the schema (e.g. in a notebook)
         raise ConfigError("config was not composed with the flowerbench schema (conf/config.yaml)")
     run.optimizer = _as_user_optimizer(run.optimizer)

@@ -152,12 +152,12 @@ class ExperimentKeys:
     def same_experiment(self, recorded: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
         """Whether two nested configs agree on every experiment key (resume: is a finished job this one?). A
         key that ``recorded`` predates counts as the value its absence means (:data:`ABSENT_MEANS`)."""
-        settings = self.experiment_settings(recorded)
-        for key, value in self.absent_means.items():
-            section = key.rpartition(".")[0]
-            if key not in settings and any(k.startswith(f"{section}.") for k in settings):  # recorded, older
-                settings[key] = value
-        return settings == self.experiment_settings(current)
+        return self._completed(recorded) == self._completed(current)
+
+    def _completed(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The experiment settings of ``config``, a key it lacks (added later, or a whole section added later:
+        ``workload``) counted as the value its absence means."""
+        return self.absent_means | self.experiment_settings(config)
 
     def job_name_exclusions(self) -> list[str]:
         """The keys left out of job directory names: every key at or below a location or an option, sections

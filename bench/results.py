@@ -154,6 +154,8 @@ class RunResult:
     optimizer: str
     seed: int
     epochs_planned: int
+    # The problem, <dataset.name>/<model.name> (bench/workload.py); None in result.json files written before.
+    workload: str | None = None
     # Whether the optimizer's updates are the same on both backends (the built-in ones, docs/design.md
     # "Parity"); False for a user's optimizer, each backend running its own class.
     backend_parity: bool = True

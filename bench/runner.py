@@ -256,6 +256,7 @@ def run_experiment(
         optimizer=run.optimizer.name,
         seed=run.seed,
         epochs_planned=run.train.epochs,
+        workload=run.workload.name,
         backend_parity=is_builtin(run.optimizer),
         diverged_epoch=outcome.diverged_epoch,
         error=outcome.error,

@@ -48,6 +48,17 @@ SEED_BLOG_CONFIG = {
         "dropout": 0.2,
     },
     "schedule": {"name": "constant"},
+    # The default workload (conf/workload/flowers_cnn.yaml): the rows of its size table are its own and the
+    # size experiment=suite runs; the full one is what the keys above and below hold.
+    "workload": {
+        "name": "tf_flowers/flowers_cnn",
+        "size": "full",
+        "sizes": {
+            "full": {"image_size": 180, "max_per_class": None, "epochs": 7, "batch_size": 32, "target": None},
+            "reduced": {"image_size": 64, "max_per_class": 200, "epochs": 5, "batch_size": 32, "target": None},
+        },
+        "target": None,
+    },
     "train": {"epochs": 7, "batch_size": 32, "precision": "fp32", "allow_emulated_bf16": False},
     "seed": 0,
     "force": False,

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import EXPERIMENT_KEYS
-from bench.report.load import ALIASES, ReportError, RunTable
+from bench.report.load import ALIASES, WORKLOAD, ReportError, RunTable
 from bench.report.options import DEFAULT_COMPARE, DEFAULT_GROUP_BY
 
 
@@ -100,6 +100,9 @@ def choose_grouping(
         raise ReportError(f"every run has the same {compare}: nothing to compare")
     settings = table.settings
     auto = [k for k in settings if k != "seed" and EXPERIMENT_KEYS.is_experiment(k)]
+    # Runs of different workloads are never averaged or compared: the workload leads every stratum's label.
+    workloads = [WORKLOAD] if WORKLOAD in settings else []
+    group_by = [*workloads, *group_by]
     columns = list(dict.fromkeys([*group_by, compare, *auto]))
 
     def goes_with_compared(key: str) -> bool:
@@ -136,7 +139,7 @@ def label(row: pd.Series | dict[str, Any], columns: Sequence[str]) -> str:
     parts = []
     for column in columns:
         value = format_value(row[column])
-        if column in ("backend", "optimizer"):
+        if column in ("backend", "optimizer", WORKLOAD):
             parts.append(value)
         else:
             head, _, tail = column.partition(".")

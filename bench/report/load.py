@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench import experiment
+from bench.workload import workload_name
 from bench.results import (
     CONFIG_FILE,
     FINAL_METRICS,
@@ -37,7 +38,10 @@ CONTRACT_METRICS = (*FINAL_METRICS, "epoch_time_s", "train_images_per_s")
 #: Per-run facts copied from result.json onto every epoch row of the run.
 RUN_INFO_COLUMNS = (
     "epochs_planned", "diverged_epoch", "wall_time_s", "error", "num_classes", "backend_parity",
+    "workload_target",
 )  # fmt: skip
+#: The config key that names a run's workload (bench/workload.py): the report's first stratum when it varies.
+WORKLOAD = "workload.name"
 #: Columns that say which run a row belongs to.
 ID_COLUMNS = ("run_dir", "status", "backend", "optimizer", "seed")
 #: Config keys that get their own short column; they are not repeated under their dotted name.
@@ -107,9 +111,10 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _read_config(run_dir: Path, result: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config from result.json, else the job config Hydra saved before the run started."""
+    """The resolved config from result.json, else the job config Hydra saved before the run started; with
+    the workload's name derived as the runner does where a run predates workloads."""
     if result.get("config"):
-        return flatten(result["config"])
+        return _with_workload(flatten(result["config"]))
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         return {}
@@ -118,7 +123,16 @@ def _read_config(run_dir: Path, result: Mapping[str, Any]) -> dict[str, Any]:
         container = OmegaConf.to_container(config, resolve=True)
     except OmegaConfBaseException:  # ${hydra:...} outside a Hydra app, an unset ${oc.env:...}
         container = OmegaConf.to_container(config, resolve=False)
-    return flatten(container) if isinstance(container, dict) else {}
+    return _with_workload(flatten(container)) if isinstance(container, dict) else {}
+
+
+def _with_workload(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``workload.name``: recorded, or (before workloads) derived from its dataset and model,
+    the CNN being the only model there was before ``model.name``."""
+    if WORKLOAD not in config:
+        model = config.get("model.name", "flowers_cnn")
+        config[WORKLOAD] = workload_name(config.get("dataset.name", "tf_flowers"), model)
+    return config
 
 
 def read_run(run_dir: Path) -> Run:
@@ -181,7 +195,8 @@ def run_rows(run: Run, settings: list[str]) -> list[dict[str, Any]]:
     info = {key: run.result.get(key) for key in RUN_INFO_COLUMNS}
     info["epochs_planned"] = run.result.get("epochs_planned", run.config.get("train.epochs"))
     info["num_classes"] = (run.result.get("data") or {}).get("num_classes")  # for the chance level
-    info["backend_parity"] = run.result.get("backend_parity", True)  # False: a user's optimizer
+    info["backend_parity"] = run.result.get("backend_parity", True)  # False: a user's optimizer or model
+    info["workload_target"] = run.config.get("workload.target")  # time-to-target's, unless report.target
     epochs = run.epochs or [{"epoch": None}]
     return [head | epoch | info for epoch in epochs]
 

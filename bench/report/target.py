@@ -32,7 +32,8 @@ _TOLERANCE = 1e-9
 
 
 def default_targets(finals: pd.DataFrame) -> pd.Series:
-    """The default target of each stratum: 95 % of the best arm's mean final val_accuracy.
+    """The target of each stratum: its workload's (``workload.target``, recorded by its runs), else 95 % of
+    the best arm's mean final val_accuracy.
 
     Args:
         finals: one row per run (see :func:`bench.report.stats.final_epochs`) with ``stratum``, ``arm``,
@@ -45,7 +46,11 @@ def default_targets(finals: pd.DataFrame) -> pd.Series:
     done = finals[finals["status"] == RunStatus.COMPLETED]
     means = done.groupby(["stratum", "arm"])["val_accuracy"].mean()
     # Relative to the best arm, so the target is reachable by construction and the same for every arm.
-    return (means.groupby(level="stratum").max() * TARGET_FRACTION).rename("target")
+    relative = means.groupby(level="stratum").max() * TARGET_FRACTION
+    if "workload_target" not in done:
+        return relative.rename("target")
+    declared = pd.to_numeric(done["workload_target"], errors="coerce").groupby(done["stratum"]).first()
+    return declared.reindex(relative.index).fillna(relative).rename("target")
 
 
 def _numbers(run: pd.DataFrame, column: str) -> pd.Series:
@@ -79,8 +84,8 @@ def time_to_target(frame: pd.DataFrame, target: float | None = None) -> pd.DataF
 
     Args:
         frame: the tidy frame (one row per run x epoch) with the ``arm`` and ``stratum`` labels.
-        target: an absolute val_accuracy (fraction) for every stratum, or None for
-            :func:`default_targets` per stratum.
+        target: an absolute val_accuracy (fraction) for every stratum (``report.target``), or None for
+            :func:`default_targets` per stratum (the workload's target, else a relative one).
 
     Returns:
         One row per completed run with columns ``stratum, arm, seed, run_dir, target, reached, epoch,

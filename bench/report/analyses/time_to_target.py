@@ -54,7 +54,8 @@ def analyse(data: ReportInput) -> Output:
     header += ["images seen (median)", "training s: median [95 % CI]"]
     text = (
         "How much training each arm needs to reach a validation accuracy, as AlgoPerf scores optimizers. "
-        "Target: `report.target` if set, else 95 % of the best arm's mean final val_accuracy in the stratum. "
+        "Target: `report.target` if set, else the workload's `workload.target`, else 95 % of the best arm's "
+        "mean final val_accuracy in the stratum. "
         "Per run: the first epoch at or above it, the images trained on and the training seconds until then "
         "(evaluation excluded); a run that never gets there is censored at its last epoch. Medians and "
         "intervals are Kaplan-Meier estimates (`scipy.stats.ecdf`, log-log band; ∞ = no upper bound with so "
