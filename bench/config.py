@@ -267,7 +267,9 @@ class RunConfig:
     schedule: Any = MISSING  # ConstantScheduleConfig | InverseTimeScheduleConfig | CosineScheduleConfig
     # The problem: conf/workload/ presets the dataset, model and train keys (bench/workload.py). Runs recorded
     # before there were workloads ran their workload's own size.
-    workload: WorkloadConfig = field(default_factory=WorkloadConfig, metadata={ABSENT_MEANS: {"size": "full"}})
+    workload: WorkloadConfig = field(
+        default_factory=WorkloadConfig, metadata={ABSENT_MEANS: {"size": "full"}}
+    )
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     # Rerun a job even when its result.json says it already finished with these settings.

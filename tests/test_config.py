@@ -55,7 +55,13 @@ SEED_BLOG_CONFIG = {
         "size": "full",
         "sizes": {
             "full": {"image_size": 180, "max_per_class": None, "epochs": 7, "batch_size": 32, "target": None},
-            "reduced": {"image_size": 64, "max_per_class": 200, "epochs": 5, "batch_size": 32, "target": None},
+            "reduced": {
+                "image_size": 64,
+                "max_per_class": 200,
+                "epochs": 5,
+                "batch_size": 32,
+                "target": None,
+            },
         },
         "target": None,
     },

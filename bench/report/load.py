@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench import experiment
-from bench.workload import workload_name
 from bench.results import (
     CONFIG_FILE,
     FINAL_METRICS,
@@ -31,6 +30,7 @@ from bench.results import (
     read_metrics,
     read_result,
 )
+from bench.workload import workload_name
 
 #: Per-epoch metrics of the output contract (:class:`bench.results.EpochRecord`) that are always present as
 #: columns, even when no epoch finished, and lead the metric columns.
