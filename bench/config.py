@@ -31,7 +31,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from bench.checks import require, require_at_least, require_seed
 from bench.console import framework_noise_filtered
 from bench.errors import ConfigError
-from bench.experiment import ABSENT_MEANS, ExperimentKeys, Role, declared
+from bench.experiment import ABSENT_MEANS, ExperimentKeys, Role, declared, flatten
 from bench.optimizers import OPTIMIZER_SCHEMAS, OptimizerConfig
 from bench.protocol.options import ProtocolConfig
 from bench.registry import BACKEND_NAMES as BACKENDS
@@ -115,8 +115,13 @@ class UserOptimizerConfig(OptimizerConfig):
 class DatasetConfig:
     """Where the photos come from and how they are decoded, split and cached."""
 
-    name: str = MISSING  # names the photo cache's folder and key
+    name: str = MISSING  # names the photo cache's folder and key, and the workload (bench/workload.py)
     source: str = MISSING  # auto = folder when `path` is set, else tfds
+    # The tfds dataset of the tfds source (a name tfds.load takes: cifar10, fashion_mnist, tf_flowers:3.0.1).
+    tfds_name: str = MISSING
+    # suite: validation (and test) split off the train split by the fractions below; published: the test split
+    # is the dataset's own published test split (tfds only; still only when test_fraction > 0).
+    splits: str = MISSING
     # Where the same photos live (moving them changes no result): a flower_photos folder (<root>/<class>/*.jpg),
     # tfds' data_dir (null = tfds' default, ~/tensorflow_datasets) and the decoded-photo cache.
     path: Optional[str] = declared(Role.LOCATION, default=MISSING)
@@ -132,6 +137,10 @@ class DatasetConfig:
         require(
             self.source in ("auto", "folder", "tfds"),
             f"dataset.source must be auto, folder or tfds, got {self.source!r}",
+        )
+        require(
+            self.splits in ("suite", "published"),
+            f"dataset.splits must be suite or published, got {self.splits!r}",
         )
         require(self.image_size >= 8, f"dataset.image_size must be >= 8, got {self.image_size}")
         require(
@@ -260,7 +269,10 @@ class RunConfig:
 
     backend: BackendConfig = MISSING
     optimizer: Any = MISSING  # one of OPTIMIZER_SCHEMAS' classes or UserOptimizerConfig (the optimizer group)
-    dataset: DatasetConfig = MISSING
+    # Recorded configs from before any dataset but tf_flowers ran tf_flowers' own version, on the suite's split.
+    dataset: DatasetConfig = field(
+        default=MISSING, metadata={ABSENT_MEANS: {"tfds_name": "tf_flowers:3.0.1", "splits": "suite"}}
+    )
     # One of MODEL_SCHEMAS' classes (the model group). Runs recorded before there was a second model have no
     # model.name: they trained the CNN, so a resume still finds them finished.
     model: Any = field(default=MISSING, metadata={ABSENT_MEANS: {"name": "flowers_cnn"}})
@@ -385,6 +397,11 @@ def validate(cfg: DictConfig) -> RunConfig:
     Raises:
         ConfigError: with a one-line message naming the offending key.
     """
+    # ??? in a YAML: a value only the user can give (read unresolved: another key may interpolate it)
+    unresolved = flatten(OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False))
+    missing = [key for key, value in unresolved.items() if value == "???"]
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: set it on the command line ({missing[0]}=...)")
     sizes = OmegaConf.select(cfg, "workload.sizes", default=None)
     size = OmegaConf.select(cfg, "workload.size", default=None)
     if sizes and size not in sizes:  # before the keys that read workload.sizes[size] are resolved

@@ -1,31 +1,37 @@
-"""tf_flowers as uint8 arrays: find the photos, decode once, cache on disk, split, and batch.
+"""An image-classification dataset as uint8 arrays: find the images, decode once, cache on disk, split, batch.
 
-Two sources end in the same arrays: a local folder in the flower_photos layout (``<root>/<class>/*.jpg``), and
-``tfds.load("tf_flowers")``. Images are decoded with Pillow, resized (bilinear) to ``image_size`` squared and
-kept as uint8; the backends scale them to [0, 1] on the device. The decoded arrays are cached under
-``dataset.cache_dir`` keyed by source, file list and settings, so every run of a sweep after the first starts
-training without decoding a JPEG.
+Two sources end in the same arrays: a local folder of ``<root>/<class>/<image>`` (tf_flowers' flower_photos
+layout, or a user's own photos: ``dataset=folder``; any suffix Pillow reads), and any tfds image-classification
+dataset by name (``tfds.load("tf_flowers")``, or ``dataset=tfds dataset.tfds_name=cifar10``). Images are decoded
+with Pillow, converted to RGB (a grayscale dataset gets three equal channels), resized (bilinear) to
+``image_size`` squared and kept as uint8; the backends scale them to [0, 1] on the device. The decoded arrays
+are cached under ``dataset.cache_dir`` keyed by source, file list and settings, so every run of a sweep after
+the first starts training without decoding an image.
 
-Split: folder photos are put in a fixed permutation (``split_seed``, independent of the run seed) and the seed's
-``train[:80%]`` / ``train[80%:]`` is taken over it; tfds records keep tfds' own published order, which is what
-``train[:80%]`` means there. Every run of every seed and backend validates on the same photos. With
-``test_fraction > 0`` the last ``test_fraction`` of that order is held out as a test split, the validation split
-comes just before it, and training keeps the rest (``val_fraction=0.15 test_fraction=0.15``: 70/15/15); with
-the default 0 the split is the two-way one above, photo for photo.
+Split: folder images are put in a fixed permutation (``split_seed``, independent of the run seed) and the
+seed's ``train[:80%]`` / ``train[80%:]`` is taken over it; tfds records keep tfds' own published order of its
+``train`` split, which is what ``train[:80%]`` means there. Every run of every seed and backend validates on
+the same images. With ``test_fraction > 0`` the last ``test_fraction`` of that order is held out as a test
+split, the validation split comes just before it, and training keeps the rest (``val_fraction=0.15
+test_fraction=0.15``: 70/15/15); with the default 0 the split is the two-way one above, image for image. With
+``dataset.splits=published`` (tfds only) the test split is the dataset's own published ``test`` split instead.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -37,17 +43,25 @@ from bench.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes, so old caches are rebuilt
 TFDS_NAME = "tf_flowers:3.0.1"
 #: The labels tf_flowers:3.0.1's metadata names (tests check they agree), for when tensorflow-datasets is absent.
 TFDS_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 TFDS_DOWNLOAD_HOST = "download.tensorflow.org"  # where tfds' tf_flowers builder downloads flower_photos.tgz
+#: Where tfds fetches other datasets' prepared files first (its GCS mirror), to tell offline in seconds.
+TFDS_MIRROR_HOST = "storage.googleapis.com"
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """Every file suffix Pillow can open here (``.jpg``, ``.png``, ``.webp``, ``.tif``...), lower case."""
+    Image.init()  # registers every plugin Pillow has, not only the ones imported so far
+    return frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
 
 @dataclass
-class FlowerData:
-    """Decoded photos, already split. Images are uint8 N x H x W x 3; labels int32 indices of ``class_names``."""
+class ImageData:
+    """Decoded images, already split. Images are uint8 N x H x W x 3; labels int32 indices of ``class_names``."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -95,7 +109,8 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 def decode_image(source: str | Path | bytes | np.ndarray, size: int) -> np.ndarray:
     """One photo (path, encoded bytes or a decoded array) → uint8 ``size`` x ``size`` x 3, bilinear resize."""
     if isinstance(source, np.ndarray):
-        image = Image.fromarray(source)
+        # tfds gives grayscale images as H x W x 1, which Pillow reads only without the channel axis
+        image = Image.fromarray(source[..., 0] if source.ndim == 3 and source.shape[-1] == 1 else source)
     else:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     with image:
@@ -194,19 +209,17 @@ def check_split(n: int, cfg: DatasetConfig) -> None:
 
 
 def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray, list[str]]:
-    """Photos of a flower_photos folder in the fixed split order, with their labels.
+    """Images of a ``<root>/<class>/<image>`` folder in the fixed split order, with their labels.
 
     Raises:
-        DataError: the folder is missing, holds no class folders, or a class folder holds no images.
+        DataError: the folder is missing, holds fewer than two class folders, or a class folder holds no images.
     """
     if not root.is_dir():
-        raise DataError(
-            f"photo folder {root} does not exist (set FLOWER_PHOTOS or dataset.path to a flower_photos folder)"
-        )
+        raise DataError(f"photo folder {root} does not exist (set {_where_the_path_is_set(cfg)})")
     class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_names:
         raise DataError(
-            f"photo folder {root} holds no class folders: expected the flower_photos layout <root>/<class>/*.jpg"
+            f"photo folder {root} holds no class folders: expected one folder per class, <root>/<class>/<image>"
         )
     if len(class_names) < 2:
         raise DataError(
@@ -215,12 +228,11 @@ def list_folder(root: Path, cfg: DatasetConfig) -> tuple[list[Path], np.ndarray,
         )
     files, labels = [], []
     for label, name in enumerate(class_names):
-        photos = sorted(
-            p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
+        suffixes = image_suffixes()
+        photos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in suffixes and p.is_file())
         if not photos:
             raise DataError(
-                f"class folder {root / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                f"class folder {root / name} holds no images (no file with a suffix Pillow reads, e.g. .jpg, .png)"
             )
         photos = photos[: cfg.max_per_class]
         files += photos
@@ -238,39 +250,83 @@ def download_reachable(host: str = TFDS_DOWNLOAD_HOST, port: int = 80, timeout_s
         return False
 
 
-def _tfds_load(cfg: DatasetConfig):
-    """``tfds.load("tf_flowers")``, the whole published split, with errors a user can act on: its records,
-    class names and number of records (None where tfds' metadata does not give it)."""
-    hint = (
-        "without internet, use a local copy: unpack flower_photos.tgz and set FLOWER_PHOTOS=/path/to/flower_photos "
-        "(or dataset.path=...)"
+def _where_the_path_is_set(cfg: DatasetConfig) -> str:
+    """How the user points this dataset at its folder, for messages."""
+    if cfg.name == "tf_flowers":
+        return "FLOWER_PHOTOS or dataset.path to a flower_photos folder"
+    return "dataset.path to a folder of <class>/<image> files"
+
+
+def _tfds_hint(cfg: DatasetConfig) -> str:
+    if cfg.tfds_name == TFDS_NAME:
+        return (
+            "without internet, use a local copy: unpack flower_photos.tgz and set FLOWER_PHOTOS=/path/to/"
+            "flower_photos (or dataset.path=...)"
+        )
+    return (
+        f"without internet, prepare it where there is (tfds build {cfg.tfds_name.split(':')[0]} --data_dir DIR) "
+        "and set dataset.data_dir=DIR here, or put its images in <class>/<image> folders and use dataset=folder"
     )
+
+
+def _tfds_load(cfg: DatasetConfig, split: str = "train"):
+    """``tfds.load(dataset.tfds_name)``, one whole published split, with errors a user can act on: its
+    (image, label) records, the class names and the number of records (None where tfds' metadata lacks it).
+
+    A dataset already prepared in ``dataset.data_dir`` loads from its files alone, offline, even when this
+    tensorflow-datasets has no builder of that name.
+    """
+    name, hint = cfg.tfds_name, _tfds_hint(cfg)
     try:
         import tensorflow_datasets as tfds  # lazy: only the tfds source needs TensorFlow in this process
     except ImportError as exc:
         raise DataError(f"dataset.source=tfds needs tensorflow-datasets ({exc}); {hint}") from exc
-    if not tfds.builder(TFDS_NAME, data_dir=cfg.data_dir).is_prepared() and not download_reachable():
+    try:
+        builder = tfds.builder(name, data_dir=cfg.data_dir)
+    except Exception as exc:  # DatasetNotFoundError, and the ValueErrors of a malformed name
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"dataset.tfds_name={name!r}: tfds knows no such dataset ({reason})") from exc
+    host = TFDS_DOWNLOAD_HOST if name == TFDS_NAME else TFDS_MIRROR_HOST
+    if not builder.is_prepared() and not download_reachable(host):
         # Fail in seconds: tfds would retry the download for minutes before giving up.
+        where = cfg.data_dir or "~/tensorflow_datasets"
+        raise DataError(f"{name} is not prepared in {where} and {host} is unreachable; {hint}")
+    label = label_key(builder.info, name)
+    if split not in builder.info.splits and builder.info.splits:
+        published = ", ".join(sorted(builder.info.splits))
         raise DataError(
-            f"{TFDS_NAME} is not in the tfds data_dir and {TFDS_DOWNLOAD_HOST} is unreachable; {hint}"
+            f"{name} publishes no {split!r} split (it has: {published})"
+            + ("; use dataset.splits=suite" if split == "test" else "")
         )
     try:
         dataset, info = tfds.load(
-            TFDS_NAME, split="train", data_dir=cfg.data_dir, as_supervised=True, with_info=True
+            name, split=split, data_dir=cfg.data_dir, as_supervised=True, with_info=True
         )
     except Exception as exc:  # tfds raises many kinds (download, checksum, I/O); all mean "not reachable"
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"could not load {TFDS_NAME} through tensorflow-datasets ({reason}); {hint}") from exc
+        raise DataError(f"could not load {name} through tensorflow-datasets ({reason}); {hint}") from exc
     try:
-        n_records = info.splits["train"].num_examples
+        n_records = info.splits[split].num_examples
     except KeyError:  # no split metadata (tfds' mock_data)
         n_records = None
-    return tfds.as_numpy(dataset), info.features["label"].names, n_records
+    return tfds.as_numpy(dataset), info.features[label].names, n_records
 
 
-def read_tfds(cfg: DatasetConfig) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Decoded, resized tfds photos in tfds' published order (that order is what ``train[:80%]`` splits)."""
-    records, tfds_names, n_records = _tfds_load(cfg)
+def label_key(info: Any, name: str) -> str:
+    """The feature that labels an image (``supervised_keys``' second), refused unless it is a ClassLabel."""
+    keys = info.supervised_keys
+    label = keys[1] if keys and len(keys) == 2 and isinstance(keys[1], str) else None
+    if label is None or not hasattr(info.features[label], "names"):
+        raise DataError(
+            f"{name} is not an image-classification dataset: tfds gives it no (image, class label) pair"
+        )
+    return label
+
+
+def read_tfds(cfg: DatasetConfig, split: str = "train") -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """Decoded, resized tfds images of one split in tfds' published order (that order is what
+    ``train[:80%]`` splits), at most ``max_per_class`` of each class."""
+    records, tfds_names, n_records = _tfds_load(cfg, split)
     if n_records:
         per_class_cap = len(tfds_names) * cfg.max_per_class if cfg.max_per_class is not None else n_records
         check_decoded_size(min(n_records, per_class_cap), cfg)
@@ -280,7 +336,7 @@ def read_tfds(cfg: DatasetConfig) -> tuple[list[np.ndarray], np.ndarray, list[st
     seen: dict[int, int] = {}
     images, labels = [], []
     for image, tfds_label in tqdm(
-        records, desc="reading tfds tf_flowers", unit="img", disable=None, leave=False
+        records, desc=f"reading tfds {cfg.tfds_name} {split}", unit="img", disable=None, leave=False
     ):
         label = relabel[int(tfds_label)]
         seen[label] = seen.get(label, 0) + 1
@@ -307,9 +363,8 @@ class ArrayCache:
     def __init__(self, cache_dir: str | Path, key: dict):
         self.key = key
         digest = _sha256(json.dumps(key, sort_keys=True).encode())[:20]
-        self.folder = (
-            Path(cache_dir).expanduser() / f"{key['name']}-{key['source']}-{key['image_size']}px-{digest}"
-        )
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(key["name"]))  # a tfds name may hold "/" and ":"
+        self.folder = Path(cache_dir).expanduser() / f"{name}-{key['source']}-{key['image_size']}px-{digest}"
 
     def load(self) -> dict[str, np.ndarray] | None:
         meta_path, arrays_path = self.folder / "meta.json", self.folder / "arrays.npz"
@@ -344,14 +399,22 @@ class ArrayCache:
 def resolve_source(cfg: DatasetConfig) -> str:
     """``auto`` means the local folder when a path is given (FLOWER_PHOTOS or dataset.path), else tfds."""
     if cfg.source == "folder" and not cfg.path:
-        raise DataError("dataset.source=folder needs a folder: set FLOWER_PHOTOS or dataset.path")
+        raise DataError(f"dataset.source=folder needs a folder: set {_where_the_path_is_set(cfg)}")
     if cfg.source == "auto":
         return "folder" if cfg.path else "tfds"
     return cfg.source
 
 
-def _decode_source(cfg: DatasetConfig, source: str) -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """Decode every photo of the source: images, labels in split order, class names, files skipped."""
+def _published_test(cfg: DatasetConfig, source: str) -> bool:
+    """Whether the test split is the dataset's own published one (``dataset.splits=published``, tfds only)."""
+    if cfg.splits == "published" and source != "tfds":
+        raise DataError("dataset.splits=published needs a tfds dataset: a folder has no published splits")
+    return cfg.splits == "published" and cfg.test_fraction > 0
+
+
+def _decode_source(cfg: DatasetConfig, source: str) -> tuple[dict[str, np.ndarray], list[str], int]:
+    """Decode every image of the source: the arrays (``images``, ``labels`` in split order, and with published
+    splits ``test_images``, ``test_labels``), the class names, the files skipped."""
     if source == "folder":
         files, labels, class_names = list_folder(Path(cfg.path).expanduser(), cfg)
         check_split(len(files), cfg)
@@ -361,9 +424,14 @@ def _decode_source(cfg: DatasetConfig, source: str) -> tuple[np.ndarray, np.ndar
         if bad:
             log.warning("skipped %d file(s) that are not readable images, e.g. %s", len(bad), files[bad[0]])
         kept = [i for i, image in enumerate(decoded) if image is not None]
-        return np.stack([decoded[i] for i in kept]), labels[kept], class_names, len(bad)
+        arrays = {"images": np.stack([decoded[i] for i in kept]), "labels": labels[kept]}
+        return arrays, class_names, len(bad)
     images, labels, class_names = read_tfds(cfg)
-    return np.stack(images), labels, class_names, 0
+    arrays = {"images": np.stack(images), "labels": labels}
+    if _published_test(cfg, source):
+        test_images, test_labels, _ = read_tfds(cfg, "test")
+        arrays |= {"test_images": np.stack(test_images), "test_labels": test_labels}
+    return arrays, class_names, 0
 
 
 def _cache_key(cfg: DatasetConfig, source: str) -> dict:
@@ -378,40 +446,67 @@ def _cache_key(cfg: DatasetConfig, source: str) -> dict:
             json.dumps([[str(p.relative_to(root)), p.stat().st_size] for p in files]).encode()
         )
     else:
-        key["tfds"] = TFDS_NAME
+        key["tfds"] = cfg.tfds_name
+        if _published_test(cfg, source):  # only then: the caches of the suite's own split stay valid
+            key["splits"] = "published"
     return key
 
 
-def load_flowers(cfg: DatasetConfig) -> FlowerData:
-    """The split, decoded photos for ``cfg``: from the disk cache when it holds them, else decoded and cached.
+def check_classes_trained(labels: np.ndarray, train_end: int, class_names: Sequence[str]) -> None:
+    """Refuse a split that leaves a class with no image to train on: it could only ever be guessed wrong.
 
     Raises:
-        DataError: the photos cannot be found, listed, read or downloaded.
-        ConfigError: the decoded photos would not fit in the available memory (checked before decoding).
+        DataError: naming the class, how many images it has, and what to change.
+    """
+    counts = np.bincount(labels, minlength=len(class_names))
+    trained = np.bincount(labels[:train_end], minlength=len(class_names))
+    missing = [i for i in range(len(class_names)) if trained[i] == 0]
+    if missing:
+        name = class_names[missing[0]]
+        raise DataError(
+            f"class {name!r} has {counts[missing[0]]} image(s), none of them among the {train_end} the split "
+            "trains on: add images of it, or remove its folder"
+        )
+
+
+def load_dataset(cfg: DatasetConfig) -> ImageData:
+    """The split, decoded images for ``cfg``: from the disk cache when it holds them, else decoded and cached.
+
+    Raises:
+        DataError: the images cannot be found, listed, read or downloaded, or a class gets no training image.
+        ConfigError: the decoded images would not fit in the available memory (checked before decoding).
     """
     source = resolve_source(cfg)
     cache = ArrayCache(cfg.cache_dir, _cache_key(cfg, source))
     cached = cache.load()
     if cached is None:
         log.info(
-            "decoding %s photos at %d px (cached for later runs in %s)", source, cfg.image_size, cache.folder
+            "decoding %s images at %d px (cached for later runs in %s)", source, cfg.image_size, cache.folder
         )
-        images, labels, class_names, skipped = _decode_source(cfg, source)
-        cached = {"images": images, "labels": labels}
-        cache.save(cached, {"class_names": class_names, "skipped_files": skipped})
-        cached["meta"] = {"class_names": class_names, "skipped_files": skipped}
+        arrays, class_names, skipped = _decode_source(cfg, source)
+        cache.save(arrays, {"class_names": class_names, "skipped_files": skipped})
+        cached = arrays | {"meta": {"class_names": class_names, "skipped_files": skipped}}
     images, labels, meta = cached["images"], cached["labels"], cached["meta"]
+    class_names = list(meta["class_names"])
+    published_test = "test_images" in cached
+    # The suite's split of one array; with the published test split, the array is train + validation only.
+    fractions = (cfg.val_fraction, 0.0 if published_test else cfg.test_fraction)
     check_split(len(labels), cfg)  # again: tfds, and photos that did not decode, are counted only now
-    train_end, test_start = split_bounds(len(labels), cfg.val_fraction, cfg.test_fraction)
-    has_test = test_start < len(labels)
-    return FlowerData(
+    train_end, test_start = split_bounds(len(labels), *fractions)
+    check_classes_trained(labels, train_end, class_names)
+    test_images, test_labels = None, None
+    if published_test:
+        test_images, test_labels = cached["test_images"], cached["test_labels"]
+    elif test_start < len(labels):
+        test_images, test_labels = images[test_start:], labels[test_start:]
+    return ImageData(
         train_images=images[:train_end],
         train_labels=labels[:train_end],
         val_images=images[train_end:test_start],
         val_labels=labels[train_end:test_start],
-        class_names=list(meta["class_names"]),
+        class_names=class_names,
         source=source,
         skipped_files=int(meta.get("skipped_files", 0)),
-        test_images=images[test_start:] if has_test else None,
-        test_labels=labels[test_start:] if has_test else None,
+        test_images=test_images,
+        test_labels=test_labels,
     )

@@ -54,7 +54,7 @@ def signals_interrupt_run() -> Iterator[None]:
 
 
 def _epoch(
-    trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, epoch: int, progress: tqdm
+    trainer: Trainer, data: data_lib.ImageData, run: RunConfig, epoch: int, progress: tqdm
 ) -> results.EpochRecord:
     """Train one epoch on this seed's batch order, then evaluate: one metrics.jsonl row."""
     order = data_lib.epoch_order(run.seed, epoch, len(data.train_labels))
@@ -100,14 +100,14 @@ def _label(run: RunConfig) -> str:
     return f"{run.backend.name} {run.optimizer.name} seed={run.seed}"
 
 
-def _trainer(run: RunConfig, data: data_lib.FlowerData) -> Trainer:
+def _trainer(run: RunConfig, data: data_lib.ImageData) -> Trainer:
     """The backend's trainer of this run, its process-wide setup done, starting from the seed's weights."""
     spec = model_spec(run.model, data.image_size, len(data.class_names))
     return build_trainer(run, spec, data_lib.steps_per_epoch(len(data.train_labels), run.train.batch_size))
 
 
 def _epochs(
-    trainer: Trainer, data: data_lib.FlowerData, run: RunConfig, run_dir: Path
+    trainer: Trainer, data: data_lib.ImageData, run: RunConfig, run_dir: Path
 ) -> Iterator[results.EpochRecord]:
     """Train epoch after epoch, each written to metrics.jsonl (and logged) before it is yielded."""
     label = _label(run)
@@ -151,7 +151,7 @@ def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainO
     data_info: results.DataInfo | None = None
     environment: dict[str, Any] | None = None
     try:
-        data = data_lib.load_flowers(run.dataset)
+        data = data_lib.load_dataset(run.dataset)
         data_info = results.DataInfo(
             source=data.source,
             train_images=len(data.train_labels),

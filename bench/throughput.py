@@ -52,7 +52,7 @@ from bench.config import (
     validate,
 )
 from bench.console import framework_noise_filtered
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.experiment import Role, declared
 from bench.io import atomic_write_json
 from bench.preflight import one_line_errors
@@ -117,8 +117,13 @@ def dataset_classes(dataset: DatasetConfig) -> list[str]:
     try:
         import tensorflow_datasets as tfds  # lazy: only the tfds source needs it
     except ImportError:  # e.g. a GPU image with torch alone: timing needs only how many classes there are
-        return list(data_lib.TFDS_CLASSES)
-    return list(tfds.builder(data_lib.TFDS_NAME, data_dir=dataset.data_dir).info.features["label"].names)
+        if dataset.tfds_name == data_lib.TFDS_NAME:
+            return list(data_lib.TFDS_CLASSES)
+        raise DataError(
+            f"dataset.tfds_name={dataset.tfds_name} needs tensorflow-datasets for its classes"
+        ) from None
+    info = tfds.builder(dataset.tfds_name, data_dir=dataset.data_dir).info
+    return list(info.features[data_lib.label_key(info, dataset.tfds_name)].names)
 
 
 def synthetic_spec(run: RunConfig) -> ModelSpec:

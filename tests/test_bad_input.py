@@ -35,7 +35,7 @@ def test_a_folder_of_one_class_is_refused(tmp_path, compose_config):
         shutil.rmtree(tmp_path / "all" / extra)
     run = validate(compose_config(f"dataset.path={tmp_path / 'all'}"))
     with pytest.raises(DataError, match="holds one class folder \\(daisy\\): a classifier needs two classes"):
-        data.load_flowers(run.dataset)
+        data.load_dataset(run.dataset)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_a_split_left_empty_is_refused_before_any_photo_is_decoded(
         data, "decode_files", lambda *a, **k: pytest.fail("decoded before the split was checked")
     )
     with pytest.raises(DataError, match=f"leave no photo to {empty} out of 30"):
-        data.load_flowers(run.dataset)
+        data.load_dataset(run.dataset)
 
 
 @pytest.mark.parametrize("key", ["seed", "dataset.split_seed", "protocol.sampler_seed"])

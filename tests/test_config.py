@@ -33,6 +33,8 @@ SEED_BLOG_CONFIG = {
     "dataset": {
         "name": "tf_flowers",
         "source": "auto",
+        "tfds_name": "tf_flowers:3.0.1",
+        "splits": "suite",
         "data_dir": None,
         "image_size": 180,
         "max_per_class": None,
