@@ -1,7 +1,8 @@
 """The built-in models described once, without a framework: layer shapes, initial weights and FLOPs.
 
 Two models: the seed blog's CNN (:class:`CNNSpec`, ``model=flowers_cnn``) and a BatchNorm ResNet
-(:class:`ResNetSpec`, ``model=resnet``). :func:`model_spec` makes the spec of a run's model config. Both backends
+(:class:`ResNetSpec`, ``model=resnet``); a user's own model is a :class:`UserModelSpec`, which each backend
+builds from its own factory. :func:`model_spec` makes the spec of a run's model config. Both backends
 build the same layers from a spec and load the same initial weights, made here in numpy with Keras' defaults
 (glorot_uniform kernels, zero biases; BatchNorm gamma 1, beta 0, moving mean 0, moving variance 1). Weights use
 Keras' layout and names (``<layer>/<variable>``, each layer's variables in Keras' ``get_weights`` order): conv
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from bench.registry import BACKEND_NAMES
 
 #: Variables of a layer that are state, not trainable: BatchNorm's moving statistics.
 STATE_VARIABLES = ("moving_mean", "moving_variance")
@@ -277,23 +280,56 @@ class ResNetSpec:
         return 3 * self.forward_flops_per_image()
 
 
-ModelSpec = CNNSpec | ResNetSpec
+@dataclass(frozen=True)
+class UserModelSpec:
+    """A user's own model (bench.config.UserModelConfig): each backend builds it from its own factory, so there
+    is no neutral description, no shared initial weights and no parity between backends. The one rule the
+    suite adds is which weights carry the L2 penalty: every trainable weight with two or more dimensions (conv
+    and dense kernels, embeddings), never a 1-D one (biases, normalization scales and shifts), as on the
+    built-in models (:func:`is_kernel`)."""
+
+    name: str
+    image_size: int
+    channels: int
+    num_classes: int
+    factories: dict[str, dict[str, Any]]  # backend name -> its factory's _target_ and keyword arguments
+
+    @staticmethod
+    def min_image_size(model: Any) -> tuple[int, str]:
+        return 1, "any model"  # the factory is given the size and must cope with it
+
+    @classmethod
+    def from_config(cls, model: Any, image_size: int, num_classes: int, channels: int = 3) -> UserModelSpec:
+        entries = {name: model.entry(name) for name in BACKEND_NAMES}
+        factories = {name: dict(entry) for name, entry in entries.items() if entry is not None}
+        return cls(model.name, image_size, channels, num_classes, factories)
+
+
+def is_kernel(shape: tuple[int, ...]) -> bool:
+    """Whether a trainable weight of this shape carries the L2 penalty: two or more dimensions."""
+    return len(shape) >= 2
+
+
+ModelSpec = CNNSpec | ResNetSpec | UserModelSpec
 #: Each built-in model's spec, by ``model.name`` (the options of bench.config.MODEL_SCHEMAS).
 SPECS: dict[str, type[CNNSpec] | type[ResNetSpec]] = {CNNSpec.name: CNNSpec, ResNetSpec.name: ResNetSpec}
 
 
-def spec_class(model: Any) -> type[CNNSpec] | type[ResNetSpec]:
-    """The spec class of a model config (a bench.config.ModelConfig), by its name.
-
-    Raises:
-        KeyError: no built-in model has that name.
-    """
-    return SPECS[model.name]
+def spec_class(model: Any) -> type[CNNSpec] | type[ResNetSpec] | type[UserModelSpec]:
+    """The spec class of a model config (a bench.config.ModelConfig): a built-in one's by its name, else a
+    user's (validated configs hold no other)."""
+    return SPECS.get(model.name, UserModelSpec)
 
 
 def model_spec(model: Any, image_size: int, num_classes: int, channels: int = 3) -> ModelSpec:
     """The network a run trains: its model config at the data's image size and number of classes."""
     return spec_class(model).from_config(model, image_size, num_classes, channels)
+
+
+def has_neutral_weights(spec: ModelSpec) -> bool:
+    """Whether both backends start ``spec`` from the same numbers (:func:`initial_weights`): the built-in
+    models; a user's model starts from its framework's own initialization under the run's seed."""
+    return not isinstance(spec, UserModelSpec)
 
 
 def _glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -28,13 +28,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.console import framework_noise_filtered
-from bench.errors import BackendUnavailableError
+from bench.errors import BackendUnavailableError, ConfigError
 from bench.registry import BACKEND_NAMES, REGISTRY, BackendEntry
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from bench.architecture import ModelSpec
+    from bench.architecture import ModelSpec, UserModelSpec
     from bench.config import RunConfig
 
 Batch = tuple["np.ndarray", "np.ndarray"]  # (uint8 images N x H x W x C, integer labels N)
@@ -64,7 +64,8 @@ class Trainer(ABC):
     Args:
         run: the validated config (backend, optimizer, schedule, train settings, seed).
         spec: the network to build.
-        initial_weights: Keras-layout numpy weights from :func:`bench.architecture.initial_weights`.
+        initial_weights: Keras-layout numpy weights from :func:`bench.architecture.initial_weights`, or None
+            for a user's model, which starts from its framework's own initialization under the run's seed.
         steps_per_epoch: batches per epoch, for schedules defined over the whole run.
     """
 
@@ -83,7 +84,11 @@ class Trainer(ABC):
 
     @abstractmethod
     def __init__(
-        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self,
+        run: RunConfig,
+        spec: ModelSpec,
+        initial_weights: dict[str, np.ndarray] | None,
+        steps_per_epoch: int,
     ): ...
 
     # ------------------------------------------------------------------------------------------ template
@@ -210,6 +215,57 @@ def load_reference(name: str) -> Reference:
     return Reference(bare_loop=module.BareLoop, matmul_gflops=module.matmul_gflops)
 
 
+def build_user_model(
+    spec: UserModelSpec, backend_name: str, input_shape: tuple[int, ...], logits_shape: Callable[[Any], Any]
+) -> Any:
+    """A user's model from this backend's factory (:class:`bench.architecture.UserModelSpec`), checked on two
+    blank images: it must give logits of one row per image and one column per class.
+
+    Args:
+        input_shape: what the factory is told, in the framework's own convention.
+        logits_shape: the shape of the model's output on two blank images (the backend runs them).
+
+    Raises:
+        ConfigError: the factory fails, or its model fails on the images or gives the wrong shape.
+    """
+    from hydra.utils import instantiate  # lazy: only a user's model needs it
+
+    entry = spec.factories[backend_name]
+    where = f"model.{backend_name}: {entry['_target_']}"
+    try:
+        model = instantiate(entry, input_shape=input_shape, num_classes=spec.num_classes)
+    except Exception as exc:  # whatever the user's code raises
+        raise ConfigError(f"{where} failed to build a model: {_reason(exc)}") from exc
+    try:
+        shape = tuple(logits_shape(model))
+    except Exception as exc:
+        raise ConfigError(f"{where}'s model fails on images of shape {input_shape}: {_reason(exc)}") from exc
+    if shape != (2, spec.num_classes):
+        raise ConfigError(
+            f"{where}'s model gives outputs of shape {shape} for 2 images; expected logits (2, {spec.num_classes}),"
+            " one column per class"
+        )
+    return model
+
+
+def check_l2_has_kernels(spec: ModelSpec, n_kernels: int, l2: float) -> None:
+    """Refuse L2 on a user's model with no weight of two or more dimensions: the penalty would be undefined.
+
+    Raises:
+        ConfigError: ``l2 > 0`` and the model has no such weight.
+    """
+    if l2 > 0 and n_kernels == 0:
+        raise ConfigError(
+            f"optimizer.l2={l2:g}, but model {spec.name!r} has no trainable weight of two or more dimensions "
+            "(the kernels L2 applies to): set optimizer.l2=0 or use a decoupled optimizer (sgdw, adamw)"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc  # Hydra's instantiate wraps the factory's own error
+    return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+
+
 def build_trainer(
     run: RunConfig,
     spec: ModelSpec,
@@ -224,9 +280,10 @@ def build_trainer(
         BackendUnavailableError: the backend is unknown or its framework is not installed.
         ConfigError: the backend cannot run this config (e.g. ``backend.device=gpu`` without a GPU).
     """
-    if initial_weights is None:
-        from bench.architecture import initial_weights as seeded_weights  # numpy: only when a trainer is made
+    from bench.architecture import has_neutral_weights  # numpy: only when a trainer is made
+    from bench.architecture import initial_weights as seeded_weights
 
+    if initial_weights is None and has_neutral_weights(spec):  # a user's model: its framework's own init
         initial_weights = seeded_weights(spec, run.seed)
     # The framework starts here (import, threads, devices): its start-up chatter is filtered (bench/console.py).
     with framework_noise_filtered():

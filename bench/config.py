@@ -211,6 +211,38 @@ class ResNetConfig(ModelConfig):
 
 #: The built-in models: each name's schema (conf/model/<name>.yaml).
 MODEL_SCHEMAS = {"flowers_cnn": CNNConfig, "resnet": ResNetConfig}
+#: What every backend passes a user's model factory itself: its entry must not set them.
+MODEL_FACTORY_ARGUMENTS = ("input_shape", "num_classes")
+
+
+@dataclass
+class UserModelConfig(ModelConfig):
+    """A model of your own, as optimizers can be brought: one factory per backend, instantiated Hydra's way
+    (``_target_`` plus keyword arguments; README "Your own model"), called with ``input_shape`` (each
+    framework's convention: Keras (height, width, channels), torch (channels, height, width)) and
+    ``num_classes``, returning logits. Each backend builds its own, from its framework's initialization under
+    the run's seed: not at parity (``backend_parity: false`` in result.json). L2 (sgd_l2, adam_l2) goes on
+    every trainable weight of two or more dimensions (bench.architecture.is_kernel)."""
+
+    torch: Optional[dict[str, Any]] = None
+    keras: Optional[dict[str, Any]] = None
+
+    def __post_init__(self) -> None:
+        require(
+            self.name not in MODEL_SCHEMAS,
+            f"model.name={self.name!r} is a built-in model's name: give yours another one",
+        )
+        for backend_name in BACKENDS:
+            entry = self.entry(backend_name)
+            if entry is None:
+                continue
+            require("_target_" in entry, f"model.{backend_name} needs a _target_ (the factory to call)")
+            for key in MODEL_FACTORY_ARGUMENTS:
+                require(key not in entry, f"model.{backend_name}.{key}: the backend passes it from the data")
+
+    def entry(self, backend_name: str) -> dict[str, Any] | None:
+        """The ``_target_`` and keyword arguments of this backend's factory, or None when it has none."""
+        return getattr(self, backend_name, None)
 
 
 @dataclass
@@ -295,10 +327,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require_seed("seed", self.seed)
-        from bench.architecture import SPECS  # lazy: numpy, only when a config is validated
+        from bench.architecture import spec_class  # lazy: numpy, only when a config is validated
 
-        _check_option("model", self.model, MODEL_SCHEMAS)  # before asking the spec its name names
-        minimum, why = SPECS[self.model.name].min_image_size(self.model)
+        self.model = _as_user_option("model", self.model, MODEL_SCHEMAS, UserModelConfig)
+        if not isinstance(self.model, UserModelConfig):
+            _check_option("model", self.model, MODEL_SCHEMAS)  # before asking the spec its name names
+        minimum, why = spec_class(self.model).min_image_size(self.model)
         require(
             self.dataset.image_size >= minimum,
             f"dataset.image_size={self.dataset.image_size} is too small for {why}: use at least {minimum}",
@@ -314,6 +348,11 @@ def kernel_l2(optimizer: OptimizerConfig) -> float:
 def is_builtin(optimizer: OptimizerConfig) -> bool:
     """One of the optimizers whose two backends compute the same updates (docs/design.md, "Parity")."""
     return not isinstance(optimizer, UserOptimizerConfig)
+
+
+def at_parity(run: RunConfig) -> bool:
+    """Whether both backends compute the same run: a built-in optimizer on a built-in model."""
+    return is_builtin(run.optimizer) and not isinstance(run.model, UserModelConfig)
 
 
 #: Where each built-in optimizer sits in Loshchilov & Hutter's 2 x 2: (family, regularization), from its module.
@@ -352,6 +391,7 @@ def register_configs(root: type[RunConfig] = RunConfig) -> None:
     cs.store(name="builtin_search_spaces", node=spaces)
     cs.store(name="builtin_grids", node={name: dict(s.grid) for name, s in OPTIMIZER_SCHEMAS.items()})
     cs.store(name="schema_optimizer_user", node=UserOptimizerConfig)
+    cs.store(name="schema_model_user", node=UserModelConfig)
     for group, schemas in GROUP_SCHEMAS.items():
         if isinstance(schemas, dict):
             for option, schema in schemas.items():
@@ -412,35 +452,38 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(run, RunConfig):  # composed without the schema (e.g. in a notebook)
         raise ConfigError("config was not composed with the flowerbench schema (conf/config.yaml)")
-    run.optimizer = _as_user_optimizer(run.optimizer)
+    run.optimizer = _as_user_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS, UserOptimizerConfig)
     if isinstance(run.optimizer, UserOptimizerConfig):
         _check_user_optimizer(run.optimizer, run.backend.name)
     else:
         _check_option("optimizer", run.optimizer, OPTIMIZER_SCHEMAS)
+    if isinstance(run.model, UserModelConfig):
+        _locate_entry("model", run.model, run.backend.name)
     _check_option("schedule", run.schedule, SCHEDULE_SCHEMAS)
     return run
 
 
-def _as_user_optimizer(node: Any) -> Any:
-    """A user's optimizer YAML without ``defaults: [/schema_optimizer_user@_here_]`` comes as a plain dict:
-    checked against the user-optimizer schema here, so an unknown key is still one line."""
-    if not isinstance(node, dict) or node.get("name") in OPTIMIZER_SCHEMAS:
+def _as_user_option(group: str, node: Any, builtins: dict[str, type], schema: type) -> Any:
+    """A user's optimizer or model YAML without ``defaults: [/schema_<group>_user@_here_]`` comes as a plain
+    dict: checked against the user schema here, so an unknown key is still one line."""
+    if not isinstance(node, dict) or node.get("name") in builtins:
         return node
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(UserOptimizerConfig), node))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"optimizer={node.get('name')}: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"{group}={node.get('name')}: {str(exc).splitlines()[0]}") from exc
 
 
-def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> None:
-    """This backend has an entry, and its ``_target_`` imports: a typo fails here, before any run starts."""
-    entry = optimizer.entry(backend_name)
+def _locate_entry(group: str, option: Any, backend_name: str) -> Any:
+    """The callable of this backend's entry of a user's optimizer or model, and its arguments checked against
+    its signature: a missing entry, a typo in the path or in a keyword fails here, before any run starts."""
+    entry = option.entry(backend_name)
     if entry is None:
-        others = [name for name in BACKENDS if optimizer.entry(name) is not None]
+        others = [name for name in BACKENDS if option.entry(name) is not None]
         instead = f" or use backend={others[0]}" if others else ""
         raise ConfigError(
-            f"optimizer {optimizer.name!r} has no {backend_name} entry (it has: {', '.join(others) or 'none'}); "
-            f"add optimizer.{backend_name}: {{_target_: ...}} to its YAML{instead}"
+            f"{group} {option.name!r} has no {backend_name} entry (it has: {', '.join(others) or 'none'}); "
+            f"add {group}.{backend_name}: {{_target_: ...}} to its YAML{instead}"
         )
     target = entry["_target_"]
     try:
@@ -448,21 +491,28 @@ def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> 
             located = _locate(str(target)) if "." in str(target) else None
     except (ImportError, ValueError, AttributeError) as exc:
         reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__  # "Are you sure that ...?"
-        raise ConfigError(
-            f"optimizer.{backend_name}._target_={target!r} cannot be imported: {reason}"
-        ) from exc
+        raise ConfigError(f"{group}.{backend_name}._target_={target!r} cannot be imported: {reason}") from exc
     if located is None or not callable(located):
         raise ConfigError(
-            f"optimizer.{backend_name}._target_={target!r} must be a dotted path to a class "
-            "(e.g. torch.optim.NAdam, keras.optimizers.Nadam, my_pkg.MyOptimizer)"
+            f"{group}.{backend_name}._target_={target!r} must be a dotted path to a class or function "
+            f"(e.g. {'torch.optim.NAdam, keras.optimizers.Nadam' if group == 'optimizer' else 'my_pkg.make_net'})"
         )
     arguments = {key: value for key, value in entry.items() if not key.startswith("_")}
-    try:  # a misspelt keyword fails here rather than when the trainer builds the optimizer
+    if group == "model":
+        arguments |= dict.fromkeys(MODEL_FACTORY_ARGUMENTS)
+    try:  # a misspelt keyword fails here rather than when the trainer builds it
         inspect.signature(located).bind_partial(**arguments)
     except TypeError as exc:
-        raise ConfigError(f"optimizer.{backend_name}: {target} does not take these arguments: {exc}") from exc
-    except ValueError:  # no signature to read (some builtins): the class checks its arguments itself
+        raise ConfigError(f"{group}.{backend_name}: {target} does not take these arguments: {exc}") from exc
+    except ValueError:  # no signature to read (some builtins): the callable checks its arguments itself
         pass
+    return located
+
+
+def _check_user_optimizer(optimizer: UserOptimizerConfig, backend_name: str) -> None:
+    """This backend has an entry, its ``_target_`` imports and takes its arguments."""
+    _locate_entry("optimizer", optimizer, backend_name)
+    target = optimizer.entry(backend_name)["_target_"]
     # A value the class rejects (torch's NAdam(betas=(2.0, 3.0))) fails here too: the backend builds it once on
     # a throwaway parameter. Imported by name: the backend's optim module imports this one.
     optim = importlib.import_module(f"{REGISTRY[backend_name].package}.optim")

@@ -23,7 +23,7 @@ from bench import data as data_lib
 from bench import results, tracking
 from bench.architecture import model_spec
 from bench.backend import Trainer, build_trainer
-from bench.config import EXPERIMENT_KEYS, RunConfig, is_builtin
+from bench.config import EXPERIMENT_KEYS, RunConfig, at_parity
 from bench.errors import BenchError, DiskFullError, is_disk_full
 from bench.experiment import flatten
 from bench.timing import StepTimer, images_per_second
@@ -257,7 +257,7 @@ def run_experiment(
         seed=run.seed,
         epochs_planned=run.train.epochs,
         workload=run.workload.name,
-        backend_parity=is_builtin(run.optimizer),
+        backend_parity=at_parity(run),
         diverged_epoch=outcome.diverged_epoch,
         error=outcome.error,
         **results.summarize(outcome.history),

@@ -47,6 +47,7 @@ from bench.config import (
     PRECISIONS,
     DatasetConfig,
     RunConfig,
+    UserModelConfig,
     is_builtin,
     register_configs,
     validate,
@@ -194,6 +195,11 @@ def measure(run: RunConfig) -> dict[str, Any]:
         raise ConfigError(
             f"python -m bench.throughput times the built-in optimizers ({', '.join(OPTIMIZER_SCHEMAS)}) against "
             f"a plain loop of the same; {run.optimizer.name} is a user's optimizer: time it with python -m bench"
+        )
+    if isinstance(run.model, UserModelConfig):
+        raise ConfigError(
+            f"python -m bench.throughput times the built-in models against a plain loop of the same; "
+            f"{run.model.name} is a user's model: time it with python -m bench (its runs' timing.csv)"
         )
     spec = synthetic_spec(run)
     weights = initial_weights(spec, run.seed)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from bench.architecture import CNNSpec, ModelSpec, ResNetSpec
+from bench.architecture import CNNSpec, ModelSpec, ResNetSpec, UserModelSpec, is_kernel
+from bench.backend import build_user_model, check_l2_has_kernels
+from bench.errors import ConfigError
 
 
 def build_model(spec: ModelSpec, l2: float) -> keras.Model:
     """The network of ``spec``. ``l2 > 0`` puts ``keras.regularizers.L2(l2)`` on every conv and dense kernel
     (never on biases or BatchNorm's gamma and beta), which adds ``l2 * sum(kernel**2)`` to the loss: the blog's
-    "L2 regularization"."""
+    "L2 regularization". A user's model is its factory's, told ``input_shape=(height, width, channels)``."""
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    if isinstance(spec, UserModelSpec):
+        return _build_user_model(spec, regularizer)
     if isinstance(spec, ResNetSpec):
         return _build_resnet(spec, regularizer)
     return _build_cnn(spec, regularizer)
@@ -69,6 +73,31 @@ def _build_resnet(spec: ResNetSpec, regularizer: keras.regularizers.Regularizer 
     return keras.Model(inputs, logits, name="resnet")
 
 
+def _build_user_model(spec: UserModelSpec, regularizer: keras.regularizers.Regularizer | None) -> keras.Model:
+    """The user's factory's model, with ``regularizer`` on every trainable variable of two or more dimensions
+    (:func:`bench.architecture.is_kernel`), as on the built-in models.
+
+    Raises:
+        ConfigError: the factory or its model fails (:func:`bench.backend.build_user_model`), or L2 is asked of
+            a model that has kernels with regularizers of its own (the penalty would count twice).
+    """
+    shape = (spec.image_size, spec.image_size, spec.channels)
+    model = build_user_model(spec, "keras", shape, lambda net: net(np.zeros((2, *shape), np.float32)).shape)
+    kernels = [v for v in model.trainable_variables if is_kernel(tuple(v.shape))]
+    if regularizer is None:
+        return model
+    check_l2_has_kernels(spec, len(kernels), regularizer.l2)
+    own = [v.path for v in kernels if v.regularizer is not None]
+    if own:
+        raise ConfigError(
+            f"model {spec.name!r} regularizes {own[0]} itself, and optimizer.l2={regularizer.l2:g} would add the "
+            "suite's L2 on top: set optimizer.l2=0, or build the model without its kernel_regularizer"
+        )
+    for variable in kernels:  # what kernel_regularizer=L2(l2) does, set after the layers were built
+        variable.regularizer = regularizer
+    return model
+
+
 def set_weights(model: keras.Model, spec: ModelSpec, weights: dict[str, np.ndarray]) -> None:
     """Load neutral weights; Keras' layout is the neutral layout, so this is a plain copy per layer (BatchNorm:
     gamma, beta, moving mean, moving variance)."""
@@ -77,7 +106,10 @@ def set_weights(model: keras.Model, spec: ModelSpec, weights: dict[str, np.ndarr
 
 
 def get_weights(model: keras.Model, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """Every variable in the neutral layout, BatchNorm's moving statistics included."""
+    """Every variable in the neutral layout, BatchNorm's moving statistics included (a user's model: under the
+    variables' own paths)."""
+    if isinstance(spec, UserModelSpec):
+        return {variable.path: np.array(variable.numpy()) for variable in model.weights}
     weights = {}
     for layer, names in spec.layer_weights().items():
         weights.update(zip(names, model.get_layer(layer).get_weights(), strict=True))

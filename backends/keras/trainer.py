@@ -70,13 +70,18 @@ class Trainer(backend.Trainer):
         _configure_process(run)
 
     def __init__(
-        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self,
+        run: RunConfig,
+        spec: ModelSpec,
+        initial_weights: dict[str, np.ndarray] | None,
+        steps_per_epoch: int,
     ):
         self.run, self.spec = run, spec
         self.device = _device_name()
         # Layers read the mixed-precision policy that setup() set when they are made.
         self.model = model_lib.build_model(spec, l2=kernel_l2(run.optimizer))
-        model_lib.set_weights(self.model, spec, initial_weights)
+        if initial_weights is not None:  # None: a user's model, as its framework initialized it
+            model_lib.set_weights(self.model, spec, initial_weights)
         schedule = optim.make_schedule(run.schedule, run.optimizer.lr, steps_per_epoch * run.train.epochs)
         self.optimizer = optim.make_optimizer(run.optimizer, schedule)
         self.optimizer.build(self.model.trainable_variables)

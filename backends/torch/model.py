@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.torch.fused import PoolReluDropout
-from bench.architecture import BlockSpec, CNNSpec, ConvSpec, ModelSpec, ResNetSpec
+from bench.architecture import BlockSpec, CNNSpec, ConvSpec, ModelSpec, ResNetSpec, UserModelSpec, is_kernel
+from bench.backend import build_user_model
 
 
 class FlattenHWC(nn.Module):
@@ -31,10 +32,24 @@ class FlattenHWC(nn.Module):
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """The network of ``spec``; its modules are named so that :func:`layer_modules` finds each neutral layer."""
+    """The network of ``spec``; its modules are named so that :func:`layer_modules` finds each neutral layer
+    (a user's model: its own factory's ``nn.Module``, told ``input_shape=(channels, height, width)``)."""
+    if isinstance(spec, UserModelSpec):
+        shape = (spec.channels, spec.image_size, spec.image_size)
+        return build_user_model(spec, "torch", shape, lambda module: _eval_logits(module, shape).shape)
     if isinstance(spec, ResNetSpec):
         return ResNet(spec)
     return build_cnn(spec)
+
+
+@torch.no_grad()
+def _eval_logits(module: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    """The output of a freshly built module on two blank images, in evaluation mode (no BatchNorm update)."""
+    module.eval()
+    try:
+        return module(torch.zeros(2, *shape))
+    finally:
+        module.train()
 
 
 def build_cnn(spec: CNNSpec) -> nn.Sequential:
@@ -206,7 +221,9 @@ def set_weights(model: nn.Module, spec: ModelSpec, weights: dict[str, np.ndarray
 @torch.no_grad()
 def get_weights(model: nn.Module, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The current weights in the neutral Keras layout (contiguous float32 numpy arrays: copies, never views of
-    the live tensors, which the next step changes)."""
+    the live tensors, which the next step changes); a user's model's under its own state_dict names."""
+    if isinstance(spec, UserModelSpec):
+        return {name: value.detach().float().cpu().numpy().copy() for name, value in model.state_dict().items()}
     modules = layer_modules(model)
     weights = {}
     for name in spec.weight_shapes():
@@ -216,7 +233,10 @@ def get_weights(model: nn.Module, spec: ModelSpec) -> dict[str, np.ndarray]:
 
 
 def kernels(model: nn.Module, spec: ModelSpec) -> list[nn.Parameter]:
-    """The parameters that carry the L2 penalty: conv and dense kernels."""
+    """The parameters that carry the L2 penalty: conv and dense kernels (a user's model: every trainable
+    parameter of two or more dimensions, :func:`bench.architecture.is_kernel`)."""
+    if isinstance(spec, UserModelSpec):
+        return [p for p in model.parameters() if p.requires_grad and is_kernel(tuple(p.shape))]
     modules = layer_modules(model)
     return [_tensor(modules, name) for name in spec.kernel_names()]
 
@@ -225,4 +245,4 @@ def others(model: nn.Module, spec: ModelSpec) -> list[nn.Parameter]:
     """The other trainable parameters (biases, BatchNorm's gamma and beta): no L2 penalty, as Keras'
     kernel_regularizer leaves them; decoupled decay (sgdw, adamw) still applies to them, as in Keras."""
     penalised = {id(p) for p in kernels(model, spec)}
-    return [p for p in model.parameters() if id(p) not in penalised]
+    return [p for p in model.parameters() if id(p) not in penalised and p.requires_grad]

@@ -71,14 +71,20 @@ class Trainer(backend.Trainer):
         _configure_process(run)
 
     def __init__(
-        self, run: RunConfig, spec: ModelSpec, initial_weights: dict[str, np.ndarray], steps_per_epoch: int
+        self,
+        run: RunConfig,
+        spec: ModelSpec,
+        initial_weights: dict[str, np.ndarray] | None,
+        steps_per_epoch: int,
     ):
         self.run, self.spec = run, spec
         self.device = torch.device("cuda" if _use_gpu(run) else "cpu")
         # channels_last matches the NHWC batches (no transpose copy) and is oneDNN's fast layout on CPU.
         self.model = model_lib.build_model(spec).to(self.device, memory_format=torch.channels_last)
-        model_lib.set_weights(self.model, spec, initial_weights)
+        if initial_weights is not None:  # None: a user's model, as its framework initialized it
+            model_lib.set_weights(self.model, spec, initial_weights)
         self.kernels = model_lib.kernels(self.model, spec)
+        backend.check_l2_has_kernels(spec, len(self.kernels), kernel_l2(run.optimizer))
         others = model_lib.others(self.model, spec)  # biases; BatchNorm gamma and beta
         self.stepper = optim.make_optimizer(
             run.optimizer, run.schedule, steps_per_epoch * run.train.epochs, self.kernels, others
