@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.decide import Decision, fmt
-from bench.results import COMPARISONS_CSV, PROTOCOL_DECISIONS_CSV, REPORT_HTML
+from bench.results import ACROSS_WORKLOADS_CSV, COMPARISONS_CSV, PROTOCOL_DECISIONS_CSV, REPORT_HTML
 
 HEADER = ["stratum", "A vs B", "A − B (points)", "95 % CI", "seeds", "decision"]
 
@@ -53,4 +53,33 @@ def verdict_text(report_dir: Path) -> str:
         if not tests.empty
         else "no pair compared (see the report's verdict)"
     )
-    return f"{title}\n{body}\nFull report: {report_dir / REPORT_HTML}"
+    return f"{title}\n{body}{_across_workloads(report_dir)}\nFull report: {report_dir / REPORT_HTML}"
+
+
+ACROSS_HEADER = [
+    "group",
+    "A vs B",
+    "workloads",
+    "A better",
+    "B better",
+    "equivalent",
+    "undecided",
+    "P(A beats B)",
+]
+
+
+def _across_workloads(report_dir: Path) -> str:
+    """The tally across workloads (bench/report/workloads.py), when the sweep had more than one."""
+    path = report_dir / ACROSS_WORKLOADS_CSV
+    across = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+    if across.empty:
+        return ""
+    rows = [
+        [
+            row["group"] if isinstance(row["group"], str) else "all", f"{row['arm_a']} vs {row['arm_b']}",
+            str(row["workloads"]), str(row["wins_a"]), str(row["wins_b"]), str(row["equivalent"]),
+            str(row["undecided"]), f"{row['p_a_better']:.2f}",
+        ]
+        for _, row in across.iterrows()
+    ]  # fmt: skip
+    return f"\nAcross workloads:\n{plain_table(ACROSS_HEADER, rows)}"

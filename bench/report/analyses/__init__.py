@@ -22,12 +22,14 @@ from bench.report.analyses import (
     timing,
     verdict,
     warnings,
+    workloads,
 )
 
 ANALYSES = (
     overview,  # title, runs read (runs.csv)
     fair_comparison,  # the tuned verdict of a fair comparison, in the verdict's place
     verdict,  # every pair of arms in words (an ordinary sweep)
+    workloads,  # wins, ties and undecided pairs across workloads, and a pooled aggregate
     warnings,  # near chance, still climbing, seeds left out
     summary,  # final-epoch metrics per group
     comparisons,  # the tests behind the verdict, paired differences per seed
