@@ -16,6 +16,8 @@ Who calls what:
   implements only the framework's part: :meth:`~Trainer.begin_pass`, :meth:`~Trainer.train_step`,
   :meth:`~Trainer.eval_step`, :meth:`~Trainer.read_sums`, plus :meth:`~Trainer.predict_logits`,
   :meth:`~Trainer.learning_rate`, :meth:`~Trainer.get_weights` and :meth:`~Trainer.environment`.
+- The runner calls :meth:`Trainer.save_state` at the end of a run stopped early (``train.stop_epoch``) and
+  :meth:`Trainer.load_state` at the start of one that continues it (``train.continue_from``, bench/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -156,6 +159,17 @@ class Trainer(ABC):
     @abstractmethod
     def environment(self) -> dict[str, Any]:
         """Framework versions, device, threads and precision, for result.json."""
+
+    @abstractmethod
+    def save_state(self, folder: Path) -> None:
+        """Write into ``folder`` (it exists) everything the next step depends on besides the batches: the
+        weights (BatchNorm statistics included), the optimizer's state and step count, the schedule's position
+        and the random generators' state (dropout), so that :meth:`load_state` into a fresh trainer of the same
+        run continues it exactly as if it had never stopped."""
+
+    @abstractmethod
+    def load_state(self, folder: Path) -> None:
+        """Restore what :meth:`save_state` wrote, into a trainer built for the same run."""
 
 
 class BareLoop(Protocol):

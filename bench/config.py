@@ -285,14 +285,31 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, or bf16 mixed precision (weights and optimizer stay fp32)
     # bf16 on a CPU without native bf16 instructions is refused (emulated, ~400x slower: bench/cpu.py) unless set.
     allow_emulated_bf16: bool = declared(Role.OPTION, default=False)
+    # Train epochs 1..stop_epoch of a run planned for `epochs` and stop there (null: all of them). The run is the
+    # first part of the full-length one: the lr schedule spans `epochs`, the test split is evaluated only after
+    # the last of them, and the run leaves a checkpoint (bench/checkpoint.py) that a longer run can continue.
+    stop_epoch: Optional[int] = None
+    # The run directory of this experiment stopped at an earlier epoch: start from its checkpoint instead of
+    # training those epochs again. Continuing reproduces training straight through (tests/test_checkpoint.py),
+    # so where the first epochs were trained is a location, not a setting.
+    continue_from: Optional[str] = declared(Role.LOCATION, default=None)
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        require(
+            self.stop_epoch is None or 1 <= self.stop_epoch <= self.epochs,
+            f"train.stop_epoch must be in [1, train.epochs={self.epochs}] (or null), got {self.stop_epoch}",
+        )
         require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         require(
             self.precision in PRECISIONS,
             f"train.precision must be one of {PRECISIONS}, got {self.precision!r}",
         )
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch this run stops after: ``stop_epoch``, or ``epochs`` when it runs the whole length."""
+        return self.epochs if self.stop_epoch is None else self.stop_epoch
 
 
 @dataclass
@@ -314,7 +331,8 @@ class RunConfig:
     workload: WorkloadConfig = field(
         default_factory=WorkloadConfig, metadata={ABSENT_MEANS: {"size": "full"}}
     )
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # Runs recorded before train.stop_epoch existed trained every epoch.
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={ABSENT_MEANS: {"stop_epoch": None}})
     seed: int = 0
     # Rerun a job even when its result.json says it already finished with these settings.
     force: bool = declared(Role.OPTION, default=False)

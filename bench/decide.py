@@ -18,8 +18,9 @@ Which function computes each number:
 - probability of improvement P(A beats B), as rliable defines it (Agarwal et al. 2021): the Mann-Whitney
   statistic over all runs of A x all runs of B, ``scipy.stats.mannwhitneyu(a, b).statistic / (n_a n_b)``, with
   a percentile bootstrap interval that resamples each arm's runs separately (rliable's stratified bootstrap);
-- equivalence within ±margin: two one-sided tests, ``statsmodels.stats.weightstats.ttost_paired`` /
-  ``ttost_ind(usevar="unequal")``;
+- equivalence within ±margin: two one-sided tests, paired ``scipy.stats.ttest_1samp`` of the differences
+  against ±margin (:func:`paired_tests`, what ``statsmodels.stats.weightstats.ttost_paired`` computes) /
+  ``statsmodels``' ``ttost_ind(usevar="unequal")``;
 - Holm's correction across the pairs of one stratum and metric: ``statsmodels.stats.multitest.multipletests``;
 - seeds needed: ``statsmodels.stats.power.TTestPower.solve_power`` (a difference) or :func:`tost_power` (an
   equivalence), at 80 % power, assuming the observed mean difference and standard deviation hold.
@@ -107,6 +108,28 @@ def difference_test(a: np.ndarray, b: np.ndarray, paired: bool) -> dict[str, flo
     ci = test.confidence_interval(1 - ALPHA)
     sd = np.std(a - b, ddof=1) if paired else math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1))
     return {"ci_low": ci.low, "ci_high": ci.high, "p_value": test.pvalue, "sd_diff": sd}
+
+
+def paired_tests(a: np.ndarray, b: np.ndarray, margin: float) -> dict[str, np.ndarray]:
+    """The paired design's tests on the last axis: one pair (1-D arrays, :func:`test_pair`) or many replicates
+    of one (2-D, the error-rate simulation, bench/protocol/simulate.py), the same code for both.
+
+    The mean difference's 95 % t-interval and two-sided p-value (``scipy.stats.ttest_rel``), the spread of the
+    differences, and the equivalence p-value: two one-sided t-tests of the differences against -margin and
+    +margin (``scipy.stats.ttest_1samp``), the larger p-value, as ``statsmodels``' ``ttost_paired`` computes it.
+    """
+    test = stats.ttest_rel(a, b, axis=-1)
+    ci = test.confidence_interval(1 - ALPHA)
+    differences = a - b
+    above = stats.ttest_1samp(differences, -margin, axis=-1, alternative="greater").pvalue
+    below = stats.ttest_1samp(differences, margin, axis=-1, alternative="less").pvalue
+    return {
+        "ci_low": ci.low,
+        "ci_high": ci.high,
+        "p_value": test.pvalue,
+        "sd_diff": np.std(differences, ddof=1, axis=-1),
+        "tost_p": np.maximum(above, below),
+    }
 
 
 def bootstrap_interval(a: np.ndarray, b: np.ndarray, paired: bool) -> tuple[float, float]:
@@ -212,9 +235,11 @@ def test_pair(a: pd.Series, b: pd.Series, metric: str, margin: float) -> dict[st
     row["test"] = "paired t" if paired else "Welch t"
     if np.ptp(x - y if paired else np.concatenate([x, y])) <= NO_SPREAD:
         return row | {"sd_diff": 0.0}  # no spread at all: nothing to test with (decide() says so)
-    row |= difference_test(x, y, paired)
+    if paired:
+        row |= {key: float(value) for key, value in paired_tests(x, y, margin).items()}
+    else:
+        row |= difference_test(x, y, paired) | {"tost_p": tost_p(x, y, margin, paired)}
     row["boot_ci_low"], row["boot_ci_high"] = bootstrap_interval(x, y, paired)
-    row["tost_p"] = tost_p(x, y, margin, paired)
     return row
 
 
@@ -227,12 +252,22 @@ def holm(p_values: pd.Series) -> pd.Series:
     return adjusted
 
 
-def decide(row: Mapping[str, Any], n_tests: int = 1, alpha: float = ALPHA) -> dict[str, Any]:
+def decide(
+    row: Mapping[str, Any],
+    n_tests: int = 1,
+    alpha: float = ALPHA,
+    tost_alpha: float | None = None,
+    estimate: bool = True,
+) -> dict[str, Any]:
     """better (which arm) / equivalent / undecided, the reason in words, and seeds needed when undecided.
 
     ``n_tests`` is the number of pairs Holm corrects over, for the seeds-needed estimate; ``alpha`` the level
-    the (Holm-adjusted) p-values must pass: ALPHA, or less where a protocol looks at its data more than once.
+    the (Holm-adjusted) difference test's p-value must pass, ``tost_alpha`` the equivalence test's (default:
+    ``alpha``): ALPHA, or a look's own levels where a protocol looks at its data more than once
+    (bench/protocol/spending.py). ``estimate=False`` skips the seeds-needed estimate (NaN), which no decision
+    reads.
     """
+    tost_alpha = alpha if tost_alpha is None else tost_alpha
     metric, margin = row["metric"], row["margin"]
     if row["test"] == "none" or row["sd_diff"] == 0:
         reason = "fewer than 2 seeds in an arm" if row["test"] == "none" else "no spread across seeds"
@@ -244,7 +279,7 @@ def decide(row: Mapping[str, Any], n_tests: int = 1, alpha: float = ALPHA) -> di
         }
     ci = f"95 % CI [{fmt(row['ci_low'], metric)}, {fmt(row['ci_high'], metric)}]"
     holm_note = "" if row["p_holm"] == row["p_value"] else f", Holm-adjusted p={row['p_holm']:.3g}"
-    if row["tost_p_holm"] < alpha:
+    if row["tost_p_holm"] < tost_alpha:
         reason = f"within ±{fmt(margin, metric)} by TOST (p={row['tost_p_holm']:.3g}); {ci}"
         return {"decision": Decision.EQUIVALENT, "better": "", "seeds_needed": math.nan, "reason": reason}
     if row["p_holm"] < alpha:
@@ -252,7 +287,7 @@ def decide(row: Mapping[str, Any], n_tests: int = 1, alpha: float = ALPHA) -> di
         winner = row["arm_a"] if a_wins else row["arm_b"]
         reason = f"{row['test']} p={row['p_value']:.3g}{holm_note}; {ci}"
         return {"decision": Decision.BETTER, "better": winner, "seeds_needed": math.nan, "reason": reason}
-    needed = seeds_needed(row["diff"], row["sd_diff"], margin, alpha / n_tests)
+    needed = seeds_needed(row["diff"], row["sd_diff"], margin, alpha / n_tests) if estimate else math.nan
     if row["p_value"] < alpha:  # significant alone, not once corrected for the other pairs
         reason = f"{ci}, but {row['test']} p={row['p_value']:.3g}{holm_note} over {n_tests} pairs"
     else:
@@ -260,8 +295,11 @@ def decide(row: Mapping[str, Any], n_tests: int = 1, alpha: float = ALPHA) -> di
     return {"decision": Decision.UNDECIDED, "better": "", "seeds_needed": needed, "reason": reason}
 
 
-def adjust_and_decide(family: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Holm across the pairs of one stratum and metric, for the difference and the equivalence tests."""
+def adjust_and_decide(
+    family: pd.DataFrame, alpha: float = ALPHA, tost_alpha: float | None = None
+) -> pd.DataFrame:
+    """Holm across the pairs of one stratum and metric, for the difference and the equivalence tests; the
+    levels as :func:`decide` takes them."""
     family = family.assign(p_holm=holm(family["p_value"]), tost_p_holm=holm(family["tost_p"]))
     n_tests = max(1, int(family["p_value"].notna().sum()))
-    return pd.DataFrame([row | decide(row, n_tests, alpha) for row in family.to_dict("records")])
+    return pd.DataFrame([row | decide(row, n_tests, alpha, tost_alpha) for row in family.to_dict("records")])

@@ -31,6 +31,10 @@ from bench.io import atomic_write_json, read_jsonl
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CONFIG_FILE = Path(".hydra") / "config.yaml"  # written by Hydra before the run starts: the job's config
+# A run stopped early (train.stop_epoch) leaves its trainer's state here for a longer run to continue
+# (bench/checkpoint.py): the backend's file(s) and CHECKPOINT_FILE, written last, with the epoch.
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "checkpoint.json"
 
 
 class RunStatus(str, enum.Enum):
@@ -83,6 +87,7 @@ PROTOCOL_TRIALS_CSV = "protocol_trials.csv"
 PROTOCOL_CONFIRMATION_CSV = "protocol_confirmation.csv"
 PROTOCOL_DECISIONS_CSV = "protocol_decisions.csv"
 PROTOCOL_BUDGET_CURVES_CSV = "protocol_budget_curves.csv"
+PROTOCOL_ERROR_RATES_CSV = "protocol_error_rates.csv"
 # The report's figures.
 TIMING_PNG = "timing.png"
 TIME_TO_TARGET_PNG = "time_to_target.png"
@@ -174,6 +179,9 @@ class RunResult:
     environment: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
+    # A run that continued an earlier one's checkpoint (train.continue_from, bench/checkpoint.py): that run's
+    # directory and last epoch, whose epochs open this run's metrics.jsonl; null when it trained from epoch 1.
+    continued_from: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

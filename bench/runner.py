@@ -19,8 +19,8 @@ from typing import Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from bench import checkpoint, results, tracking
 from bench import data as data_lib
-from bench import results, tracking
 from bench.architecture import model_spec
 from bench.backend import Trainer, build_trainer
 from bench.config import EXPERIMENT_KEYS, RunConfig, at_parity
@@ -107,17 +107,25 @@ def _trainer(run: RunConfig, data: data_lib.ImageData) -> Trainer:
 
 
 def _epochs(
-    trainer: Trainer, data: data_lib.ImageData, run: RunConfig, run_dir: Path
+    trainer: Trainer,
+    data: data_lib.ImageData,
+    run: RunConfig,
+    run_dir: Path,
+    earlier: list[results.EpochRecord],
 ) -> Iterator[results.EpochRecord]:
-    """Train epoch after epoch, each written to metrics.jsonl (and logged) before it is yielded."""
+    """Train epoch after epoch, each written to metrics.jsonl (and logged) before it is yielded; a run that
+    continues another (``earlier``: its epochs) writes those first and trains the rest, to train.stop_epoch."""
     label = _label(run)
-    total = run.train.epochs * len(data.train_labels)
+    first = len(earlier) + 1
+    total = (run.train.last_epoch - first + 1) * len(data.train_labels)
     with (
         results.MetricsWriter(run_dir) as writer,
         tqdm(total=total, desc=label, unit="img", disable=None, dynamic_ncols=True) as progress,
         logging_redirect_tqdm(),  # log lines go above the bar (tqdm.write), not over it
     ):
-        for epoch in range(1, run.train.epochs + 1):
+        for record in earlier:
+            writer.append(record)
+        for epoch in range(first, run.train.last_epoch + 1):
             record = _epoch(trainer, data, run, epoch, progress)
             writer.append(record)
             progress.set_postfix(loss=f"{record.loss:.3f}", val_acc=f"{record.val_accuracy:.3f}")
@@ -141,8 +149,10 @@ class TrainOutcome:
     error: str | None = None
 
 
-def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainOutcome:
-    """Every epoch of one run, and how it ended.
+def _train(
+    run: RunConfig, run_dir: Path, trackers: tracking.Trackers, start: checkpoint.Continuation | None = None
+) -> TrainOutcome:
+    """Every epoch of one run (from ``start``'s checkpoint, if given), and how it ended.
 
     Errors in the input (:class:`BenchError`) surface before any file is written, and interrupts propagate;
     any other error ends the run as failed, with the epochs it finished, so that a sweep goes on.
@@ -162,7 +172,12 @@ def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainO
         )
         trainer = _trainer(run, data)
         environment = results.environment(trainer.environment())
-        with closing(_epochs(trainer, data, run, run_dir)) as epochs:
+        if start is not None:
+            start.restore(trainer)
+            history = list(start.history)
+            for record in history:
+                trackers.log_epoch(record.epoch, record.to_dict())
+        with closing(_epochs(trainer, data, run, run_dir, list(history))) as epochs:
             for record in epochs:
                 history.append(record)
                 trackers.log_epoch(record.epoch, record.to_dict())
@@ -175,6 +190,8 @@ def _train(run: RunConfig, run_dir: Path, trackers: tracking.Trackers) -> TrainO
                     return TrainOutcome(
                         results.DIVERGED, history, data_info, environment, diverged_epoch=record.epoch
                     )
+        if run.train.last_epoch < run.train.epochs:  # stopped early: a longer run may continue it
+            checkpoint.save(trainer, run_dir, run.train.last_epoch)
     except (BenchError, RunInterrupted, KeyboardInterrupt):
         raise
     except OSError as exc:
@@ -238,12 +255,13 @@ def run_experiment(
     if not run.force and is_finished(previous, resolved_config, data_lib.resolve_source(run.dataset)):
         log.info("skipping %s: already %s (force=true reruns it)", run_dir, previous["status"])
         return previous
+    start = checkpoint.find(run, resolved_config)  # train.continue_from: checked before anything is written
     started_at, started = results.now_iso(), time.perf_counter()
     trackers = tracking.open_trackers(run.logger)
     trackers.start(_run_info(run, run_dir, resolved_config, sweep_dir))
     try:
         with signals_interrupt_run():
-            outcome = _train(run, run_dir, trackers)
+            outcome = _train(run, run_dir, trackers, start)
     except BenchError:  # bad input found once the run had started (e.g. the photos): the run failed
         trackers.finish(results.FAILED)
         raise
@@ -268,6 +286,7 @@ def run_experiment(
         environment=results.environment({}) if outcome.environment is None else outcome.environment,
         started_at=started_at,
         finished_at=results.now_iso(),
+        continued_from=None if start is None else start.record(),
     )
     try:
         results.write_result(run_dir, result)  # atomic: result.json is whole or absent

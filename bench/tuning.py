@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from bench.results import RunStatus
 
 SELECTION_METRIC = "val_accuracy"  # what tuning selects on: never the test split
+TIE_BREAK_METRIC = "val_ce_loss"  # what decides between settings whose accuracies are a near-tie (lower wins)
+#: Accuracies within this many validation photos of the best count as a near-tie (``protocol.near_tie_photos``).
+NEAR_TIE_PHOTOS = 1.0
 #: The first seed a confirmation uses (``protocol.first_confirmation_seed``): far above any tuning seed.
 FIRST_FRESH_SEED = 1000
 
@@ -50,6 +53,42 @@ def best(candidates: Mapping[Key, Sequence[float | None]]) -> Key | None:
     means = {key: mean_score(scores) for key, scores in candidates.items()}
     scored = [key for key, mean in means.items() if not math.isnan(mean)]
     return max(scored, key=lambda key: means[key]) if scored else None  # max keeps the first of equals
+
+
+def near_tie_tolerance(photos: float, val_images: int | None) -> float:
+    """The accuracy difference that ``photos`` validation photos make, plus float round-off: scores closer than
+    this are a near-tie. 0 photos (or an unknown split) still ties equal scores."""
+    return (photos / val_images if photos and val_images else 0.0) + 1e-9
+
+
+def rank(accuracy: Mapping[Key, float], cross_entropy: Mapping[Key, float], tolerance: float) -> list[Key]:
+    """The candidates best first, by mean validation accuracy, near-ties broken by cross-entropy.
+
+    Validation accuracy on a few dozen photos moves in steps of one photo, so settings often tie or differ by a
+    photo that float round-off of another machine can flip. Those within ``tolerance`` of the best accuracy form
+    a near-tie, ordered by lower mean validation cross-entropy (a continuous criterion; no cross-entropy, as for
+    a diverged run, comes last), then by accuracy, then in the order drawn; the rest are ranked the same way.
+    Candidates without an accuracy (every run failed) are left out.
+
+    Args:
+        accuracy: candidate (in the order drawn) -> mean score (:func:`mean_score`; NaN: no run scored).
+        cross_entropy: candidate -> mean validation cross-entropy (NaN when unknown).
+        tolerance: :func:`near_tie_tolerance`.
+    """
+    order = {key: i for i, key in enumerate(accuracy)}
+    left = [key for key, value in accuracy.items() if not math.isnan(value)]
+    ranked: list[Key] = []
+    while left:
+        top = max(accuracy[key] for key in left)
+        tied = [key for key in left if accuracy[key] >= top - tolerance]
+
+        def order_key(key: Key) -> tuple[bool, float, float, int]:
+            ce = cross_entropy.get(key, math.nan)
+            return (math.isnan(ce), 0.0 if math.isnan(ce) else ce, -accuracy[key], order[key])
+
+        ranked += sorted(tied, key=order_key)
+        left = [key for key in left if key not in tied]
+    return ranked
 
 
 def fresh_seeds(used: Iterable[int], n: int, first: int = FIRST_FRESH_SEED) -> list[int]:

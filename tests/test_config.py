@@ -67,7 +67,14 @@ SEED_BLOG_CONFIG = {
         },
         "target": None,
     },
-    "train": {"epochs": 7, "batch_size": 32, "precision": "fp32", "allow_emulated_bf16": False},
+    "train": {
+        "epochs": 7,
+        "batch_size": 32,
+        "precision": "fp32",
+        "allow_emulated_bf16": False,
+        "stop_epoch": None,
+        "continue_from": None,
+    },  # fmt: skip
     "seed": 0,
     "force": False,
     "report": {
@@ -81,11 +88,16 @@ SEED_BLOG_CONFIG = {
     },
     "protocol": {
         "budget": 16,
+        "tuner": "successive_halving",
+        "halving": {"eta": 3, "min_epochs": 1, "keep_checkpoints": False},
+        "near_tie_photos": 1.0,
         "tuning_seeds": [0],
         "seeds_per_round": 3,
         "max_seeds": 9,
         "first_confirmation_seed": 1000,
         "sampler_seed": 0,
+        "spending": "obrien_fleming",
+        "simulation_reps": 2000,
         "spaces": {},
     },
     "logger": {"tensorboard": None, "mlflow": None},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -21,6 +22,8 @@ from bench import backend, cpu
 from bench.architecture import ModelSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
+
+STATE_FILE = "keras_state.npz"  # in the run's checkpoint folder (bench/checkpoint.py)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,27 @@ class Trainer(backend.Trainer):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return model_lib.get_weights(self.model, self.spec)
+
+    def _state_variables(self) -> list[Any]:
+        """Every variable the next step reads: the model's (weights, BatchNorm's moving statistics and each
+        dropout layer's seed-generator state, which Keras counts among a layer's variables) and the optimizer's
+        (its iterations, which the schedule reads, its learning rate, momentum or moments)."""
+        return [*self.model.variables, *self.optimizer.variables]
+
+    def save_state(self, folder: Path) -> None:
+        variables = self._state_variables()
+        values = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(variables)}
+        np.savez(folder / STATE_FILE, **values)
+
+    def load_state(self, folder: Path) -> None:
+        variables = self._state_variables()
+        with np.load(folder / STATE_FILE) as saved:
+            # In the order the same model and optimizer list them (names carry per-process counters).
+            shapes = [saved[f"v{i}"].shape for i in range(len(saved.files))]
+            if shapes != [tuple(v.shape) for v in variables]:
+                raise ValueError(f"{folder / STATE_FILE} holds the state of another model or optimizer")
+            for i, variable in enumerate(variables):
+                variable.assign(saved[f"v{i}"])
 
     def environment(self) -> dict[str, Any]:
         return {

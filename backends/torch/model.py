@@ -223,7 +223,9 @@ def get_weights(model: nn.Module, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The current weights in the neutral Keras layout (contiguous float32 numpy arrays: copies, never views of
     the live tensors, which the next step changes); a user's model's under its own state_dict names."""
     if isinstance(spec, UserModelSpec):
-        return {name: value.detach().float().cpu().numpy().copy() for name, value in model.state_dict().items()}
+        return {
+            name: value.detach().float().cpu().numpy().copy() for name, value in model.state_dict().items()
+        }
     modules = layer_modules(model)
     weights = {}
     for name in spec.weight_shapes():

@@ -94,6 +94,22 @@ class ScheduledStep:
     def _before_step(self) -> None:
         """Nothing for a user's optimizer: it steps as its authors wrote it."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the next step depends on: the optimizer's state (momentum or moments, Adam's step, each group's
+        lr), the schedule's position, the steps taken and the lr of the last one (the momentum rescaling)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "steps": self.steps,
+            "previous_lr": self._previous_lr,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.steps, self._previous_lr = state["steps"], state["previous_lr"]
+
 
 class KerasStep(ScheduledStep):
     """A built-in optimizer, stepped so that each update equals Keras' update.

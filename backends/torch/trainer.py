@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from bench import backend, cpu
 from bench.architecture import CNNSpec, ModelSpec
 from bench.config import RunConfig, kernel_l2
 from bench.errors import ConfigError
+
+STATE_FILE = "torch_state.pt"  # in the run's checkpoint folder (bench/checkpoint.py)
 
 
 def _keep_freed_memory_for_reuse() -> None:
@@ -169,6 +172,23 @@ class Trainer(backend.Trainer):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return model_lib.get_weights(self.model, self.spec)
+
+    def save_state(self, folder: Path) -> None:
+        state = {
+            "model": self.model.state_dict(),  # BatchNorm's moving statistics are buffers: in it
+            "stepper": self.stepper.state_dict(),
+            "rng": torch.get_rng_state(),  # dropout: the fused kernel's seeds and torch's masks come from it
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+        torch.save(state, folder / STATE_FILE)
+
+    def load_state(self, folder: Path) -> None:
+        state = torch.load(folder / STATE_FILE, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.stepper.load_state_dict(state["stepper"])
+        torch.set_rng_state(state["rng"].cpu())
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
 
     def environment(self) -> dict[str, Any]:
         on_gpu = self.device.type == "cuda"

@@ -16,6 +16,7 @@ _HOMES = {
     "PROTOCOL_FILE": "bench.protocol.run",
     "decide_pairs": "bench.protocol.run",
     "planned_looks": "bench.protocol.run",
+    "rank_trials": "bench.protocol.run",
     "sample_settings": "bench.protocol.run",
     "select_best": "bench.protocol.run",
 }

@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.checks import require, require_seed
-from bench.tuning import FIRST_FRESH_SEED
+from bench.checks import require, require_at_least, require_seed
+from bench.tuning import FIRST_FRESH_SEED, NEAR_TIE_PHOTOS
+
+TUNERS = ("successive_halving", "random")
+# The confirmation's designs (bench/protocol/spending.py; named here, where no scipy is imported).
+SPENDINGS = ("obrien_fleming", "pocock", "bonferroni", "fixed")
+SPENDING_NAMES = {
+    "obrien_fleming": "Lan-DeMets alpha spending, O'Brien-Fleming-like",
+    "pocock": "Lan-DeMets alpha spending, Pocock-like",
+    "bonferroni": "Bonferroni over the looks (5 % / looks at each)",
+    "fixed": "fixed n (only the last look decides)",
+}
+
+
+@dataclass
+class HalvingConfig:
+    """``protocol.tuner=successive_halving`` (bench/protocol/halving.py): rungs of min_epochs x eta**k epochs,
+    up to train.epochs, each promoting the best 1 / eta of its trials."""
+
+    eta: int = 3  # a rung keeps trials // eta of its trials (at least one) for the next, eta times longer
+    min_epochs: int = 1  # the first rung's length
+    # A rung's checkpoints are deleted once tuning is over (a promotion continued them already); true keeps them.
+    keep_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.eta >= 2, f"protocol.halving.eta must be >= 2, got {self.eta}")
+        require(self.min_epochs >= 1, f"protocol.halving.min_epochs must be >= 1, got {self.min_epochs}")
 
 
 @dataclass
@@ -14,18 +39,39 @@ class ProtocolConfig:
     confirm the best settings on fresh seeds, in rounds, until every pair is decided. Read by the sweeper, never
     by a run (its section of the run schema is declared an option, like report.*)."""
 
-    budget: int = 16  # random-search trials per optimizer, the same number for each
+    budget: int = 16  # random draws per optimizer, the same number for each
+    # successive_halving: every draw starts short and the best are promoted to train.epochs (protocol.halving);
+    # random: every draw trains the full train.epochs (plain random search)
+    tuner: str = "successive_halving"
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
+    # Validation accuracies within this many photos of the best are a near-tie, broken by validation
+    # cross-entropy (bench/tuning.py, rank); 0: only exact ties are.
+    near_tie_photos: float = NEAR_TIE_PHOTOS
     tuning_seeds: list[int] = field(default_factory=lambda: [0])  # the seeds every trial runs on
     seeds_per_round: int = 3  # confirmation seeds added per round, the same for every optimizer (paired)
     max_seeds: int = 9  # confirmation seeds at most, per optimizer
     first_confirmation_seed: int = FIRST_FRESH_SEED  # fresh seeds: 1000, 1001, ... (never a tuning seed)
     sampler_seed: int = 0  # the random search's draws: the same for every optimizer, and on a rerun
+    # The level of each look (bench/protocol/spending.py): obrien_fleming or pocock (Lan-DeMets alpha spending),
+    # bonferroni (5 % / looks at each), fixed (only the last look decides)
+    spending: str = "obrien_fleming"
+    # Replicates of the error-rate simulation run at the measured effect when the protocol ends, for its report
+    # (bench/protocol/simulate.py); 0: none.
+    simulation_reps: int = 2000
     # optimizer -> field -> [low, high], sampled log-uniformly; each built-in optimizer's default is in its module
     # (bench/optimizers/), which conf/experiment/fair_comparison.yaml puts here
     spaces: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.budget >= 1, f"protocol.budget must be >= 1, got {self.budget}")
+        require(self.tuner in TUNERS, f"protocol.tuner must be one of {TUNERS}, got {self.tuner!r}")
+        require(
+            self.spending in SPENDINGS, f"protocol.spending must be one of {SPENDINGS}, got {self.spending!r}"
+        )
+        require_at_least("protocol.near_tie_photos", self.near_tie_photos, 0, strict=False)
+        require(
+            self.simulation_reps >= 0, f"protocol.simulation_reps must be >= 0, got {self.simulation_reps}"
+        )
         require(len(self.tuning_seeds) >= 1, "protocol.tuning_seeds must list at least one seed")
         for seed in self.tuning_seeds:
             require_seed("protocol.tuning_seeds", seed)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from bench.protocol import Launched
 
 
+PROTOCOL_KEYS = ("train.stop_epoch", "train.continue_from")  # set per job by the protocol's rungs
+
+
 class FairComparisonSweeper(ProgressSweeper):
     """Args: max_batch_size: jobs handed to the launcher at once (null: a whole phase or round)."""
 
@@ -50,7 +53,8 @@ class FairComparisonSweeper(ProgressSweeper):
             sweep_dir = Path(self.config.hydra.sweep.dir)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-            run = ProtocolRun(protocol, optimizers, self._launch, common, report.margin, sweep_dir)
+            epochs = int(self.config.train.epochs)
+            run = ProtocolRun(protocol, optimizers, self._launch, common, report.margin, sweep_dir, epochs)
             # SIGTERM between jobs (a scheduler's, or kill) ends the protocol as Ctrl-C does: exit 130, as README
             # promises for an interrupted sweep; the jobs' own handlers cover the time they train.
             with signals_interrupt_run():
@@ -72,6 +76,10 @@ class FairComparisonSweeper(ProgressSweeper):
             if key == "optimizer":
                 values = override.sweep_string_iterator() if override.is_sweep_override() else None
                 optimizers = list(values) if values else [override.get_value_element_as_str()]
+            elif key.lstrip("+~") in PROTOCOL_KEYS:
+                raise ConfigError(
+                    f"{key} is the fair comparison's to set (its rungs stop and continue trials); remove it"
+                )
             elif override.is_sweep_override():
                 raise ConfigError(
                     f"the fair comparison sweeps the optimizer only (it picks settings and seeds itself); "
