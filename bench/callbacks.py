@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bench.report.options import ReportConfig
-from bench.results import REPORT_MARKDOWN
+from bench.results import REPORT_DIR, REPORT_MARKDOWN
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,20 @@ class ReportCallback(Callback):
 
         matplotlib.use("Agg")  # a sweep may run on a machine without a display
         from bench.report import build_report  # imported here so that composing the config stays fast
+        from bench.report.build import build_workload_protocol_reports, workload_protocols
+        from bench.report.console_verdict import verdict_text, workload_protocols_text
 
         sweep_dir = self.sweep_dir or Path(str(config.hydra.sweep.dir))
         chosen = {name: value for name, value in vars(self.options).items() if name != "enabled"}
-        out = build_report([sweep_dir], **chosen)
+        protocols = workload_protocols(sweep_dir)
+        if protocols:  # a fair comparison of several workloads: one report each, and one across them
+            out = build_workload_protocol_reports(sweep_dir, **chosen)
+            answer = workload_protocols_text([folder / REPORT_DIR for folder in protocols], out)
+        else:
+            out = build_report([sweep_dir], **chosen)
+            answer = verdict_text(out)
         log.info("report written to %s", out / REPORT_MARKDOWN)
-        from bench.report.console_verdict import verdict_text
-
-        print(f"\n{verdict_text(out)}", flush=True)  # the answer, where the sweep's command was typed
+        print(f"\n{answer}", flush=True)  # the answer, where the sweep's command was typed
 
 
 class SweepSizeCallback(Callback):

@@ -348,11 +348,12 @@ def test_the_protocol_runs_on_the_joblib_launcher_with_the_same_answer(tiny_phot
     assert parallel["rounds"] == basic["rounds"]
 
 
-def test_sweeping_anything_but_the_optimizer_is_refused(tiny_photos, tmp_path):
+def test_sweeping_anything_but_the_optimizer_or_the_workload_is_refused(tiny_photos, tmp_path):
     result = run_cli(*PROTOCOL, "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
     assert (
         result.returncode == 2
-        and "flowerbench: error: the fair comparison sweeps the optimizer only" in result.stderr
+        and "flowerbench: error: the fair comparison sweeps the optimizer and the workload only"
+        in result.stderr
     )
     result = run_cli(*PROTOCOL, "train.stop_epoch=1", f"hydra.sweep.dir={tmp_path / 't'}", cwd=tmp_path)
     assert result.returncode == 2 and "train.stop_epoch is the fair comparison's to set" in result.stderr

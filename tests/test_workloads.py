@@ -23,7 +23,7 @@ from bench.report import build_report
 from bench.report.console_verdict import verdict_text
 from bench.report.workloads import MIN_SEEDS, pooled, pooled_difference
 from bench.runner import is_finished
-from tests.conftest import CONF_DIR, compose_run
+from tests.conftest import CONF_DIR, compose_run, run_cli
 from tests.test_report import epoch_record, make_result
 
 
@@ -181,3 +181,34 @@ def test_a_single_workload_has_no_across_section(tmp_path):
     assert (
         json.loads(next(tmp_path.glob("*/result.json")).read_text())["config"]["workload"]["size"] == "full"
     )
+
+
+def test_a_fair_comparison_of_the_suite_tunes_each_workload_on_its_own(tiny_photos, tmp_path):
+    """experiment=[suite,fair_comparison]: one protocol per workload in its own folder, each with its report,
+    and the sweep's report across them; a rerun of the same command trains nothing again."""
+    out = tmp_path / "sweep"
+    command = [
+        "-m", "experiment=[suite,fair_comparison]", "optimizer=sgd_l2,adamw", "backend=torch", "backend.threads=1",
+        "protocol.tuner=random", "protocol.budget=2", "protocol.seeds_per_round=2", "protocol.max_seeds=2",
+        f"dataset.path={tiny_photos}", f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.image_size=16",
+        "dataset.max_per_class=null", "train.epochs=1", f"hydra.sweep.dir={out}",
+    ]  # fmt: skip
+    first = run_cli(*command, cwd=tmp_path, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for workload in ("flowers_cnn", "flowers_resnet"):
+        record = json.loads((out / workload / results.PROTOCOL_FILE).read_text())
+        assert record["optimizers"] == ["sgd_l2", "adamw"] or sorted(record["optimizers"]) == [
+            "adamw",
+            "sgd_l2",
+        ]
+        jobs = [path for path in (out / workload).iterdir() if (path / results.RESULT_FILE).is_file()]
+        assert len(jobs) == 2 * (2 + 2)  # per optimizer: 2 tuning trials, 2 confirmation seeds
+        assert all(f"workload={workload}" in path.name for path in jobs)  # its jobs, in its folder
+        assert (out / workload / results.REPORT_DIR / results.PROTOCOL_DECISIONS_CSV).is_file()
+    across = pd.read_csv(out / results.REPORT_DIR / results.ACROSS_WORKLOADS_CSV)
+    assert across[["workloads", "metric"]].values.tolist() == [[2, "test_accuracy"]]
+    assert "Across workloads:" in first.stdout and "flowers_resnet: Tuned verdict" in first.stdout
+    again = run_cli(*command, cwd=tmp_path, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert "skipping" in log and "epoch 1/1" not in log  # every run found finished

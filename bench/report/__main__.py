@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
-from bench.report.build import build_report
+from bench.report.build import build_report, build_workload_protocol_reports, workload_protocols
 from bench.report.load import ReportError
 from bench.report.options import add_arguments, cli_fields
 from bench.results import REPORT_HTML, REPORT_MARKDOWN
@@ -49,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     matplotlib.use("Agg")  # files only, never a window
     try:
-        out = build_report(args.paths, args.out, **{f.name: getattr(args, f.name) for f in cli_fields()})
+        options = {f.name: getattr(args, f.name) for f in cli_fields()}
+        if len(args.paths) == 1 and args.out is None and workload_protocols(Path(args.paths[0])):
+            # a fair comparison of several workloads: each workload's report, and the one across them
+            out = build_workload_protocol_reports(Path(args.paths[0]), **options)
+        else:
+            out = build_report(args.paths, args.out, **options)
     except ReportError as error:
         print(f"python -m bench.report: error: {error}", file=sys.stderr)
         return 2

@@ -68,6 +68,14 @@ ACROSS_HEADER = [
 ]
 
 
+def workload_protocols_text(workload_reports: list[Path], across_dir: Path) -> str:
+    """A fair comparison of several workloads: each workload's tuned verdict, then the tally across them."""
+    parts = [f"{folder.parent.name}: {verdict_text(folder)}" for folder in workload_reports]
+    return (
+        "\n\n".join(parts) + f"{_across_workloads(across_dir)}\nAcross workloads: {across_dir / REPORT_HTML}"
+    )
+
+
 def _across_workloads(report_dir: Path) -> str:
     """The tally across workloads (bench/report/workloads.py), when the sweep had more than one."""
     path = report_dir / ACROSS_WORKLOADS_CSV

@@ -67,7 +67,9 @@ def _draw_pair(ax: plt.Axes, tests: pd.DataFrame, pair: pd.Series) -> None:
     ax.axhline(-0.6, color="0.75", lw=0.6)
     ax.set_yticks([pooled_y, *range(len(tests))], ["pooled (mean)", *names])
     ax.set_ylim(pooled_y - 0.6, len(tests) - 0.4)
-    ax.set_xlabel(f"{pair['arm_a']} − {pair['arm_b']}, final val_accuracy (points), 95 % CI; band: ±margin")
+    ax.set_xlabel(
+        f"{pair['arm_a']} − {pair['arm_b']}, final {pair['metric']} (points), 95 % CI; band: ±margin"
+    )
     ax.set_title(_title(pair), fontsize=9, loc="left")
 
 

@@ -19,7 +19,8 @@ each with its own tally. rliable itself was archived in 2025; this is the same c
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from scipy import stats
 from bench.decide import BOOTSTRAP_SEED, Decision, arm_values, higher_is_better, probability_of_improvement
 from bench.report.groups import determined_by, label
 from bench.report.load import WORKLOAD
-from bench.results import RunStatus
+from bench.results import PROTOCOL_CONFIRMATION_CSV, PROTOCOL_DECISIONS_CSV, RunStatus
 
 #: Resamples of the stratified bootstrap, and the seeds an arm needs in every workload for its interval: with
 #: fewer, resampling 3 or 4 values a workload gives intervals far narrower than the noise they stand for.
@@ -214,3 +215,20 @@ def _resample(
     picks_a = rng.integers(0, len(a), (N_RESAMPLES, len(a)))
     picks_b = picks_a if shared else rng.integers(0, len(b), (N_RESAMPLES, len(b)))
     return a[picks_a], b[picks_b]
+
+
+def tuned_verdicts(reports: Mapping[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tuned verdicts of a fair comparison per workload (one report folder each, by workload name) as
+    :func:`across_workloads` takes them: the confirmation runs (finals) and the last round's decisions.
+
+    A workload's verdict is its protocol's: test accuracy of each optimizer's tuned setting on the fresh
+    confirmation seeds, decided with the protocol's own error control.
+    """
+    finals, decisions = [], []
+    for name, folder in reports.items():
+        confirmation = pd.read_csv(folder / PROTOCOL_CONFIRMATION_CSV)
+        rounds = pd.read_csv(folder / PROTOCOL_DECISIONS_CSV)
+        labels = {"stratum": name, WORKLOAD: name}
+        finals.append(confirmation.rename(columns={"optimizer": "arm"}).assign(**labels))
+        decisions.append(rounds[rounds["round"] == rounds["round"].max()].assign(**labels))
+    return pd.concat(finals, ignore_index=True), pd.concat(decisions, ignore_index=True)

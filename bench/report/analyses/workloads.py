@@ -30,8 +30,8 @@ def analyse(data: ReportInput) -> Output:
         [
             row["group"] or "all runs", f"{row['arm_a']} vs {row['arm_b']}", str(row["workloads"]),
             str(row["wins_a"]), str(row["wins_b"]), str(row["equivalent"]), str(row["undecided"]),
-            _interval(row["p_a_better"], row["p_a_better_ci_low"], row["p_a_better_ci_high"], "{:.2f}"),
-            _interval(row["mean_diff"], row["mean_diff_ci_low"], row["mean_diff_ci_high"], None),
+            interval_cell(row["p_a_better"], row["p_a_better_ci_low"], row["p_a_better_ci_high"], "{:.2f}"),
+            interval_cell(row["mean_diff"], row["mean_diff_ci_low"], row["mean_diff_ci_high"], None),
         ]
         for _, row in across.iterrows()
     ]  # fmt: skip
@@ -60,7 +60,7 @@ def analyse(data: ReportInput) -> Output:
     return output
 
 
-def _interval(point: float, low: float, high: float, pattern: str | None) -> str:
+def interval_cell(point: float, low: float, high: float, pattern: str | None) -> str:
     """``0.78 [0.61, 0.92]`` (pattern) or accuracy points ``4.3 [1.2, 7.5]``; no interval where there is none."""
 
     def show(value: float) -> str:
