@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bench import failures
+from bench import failures, pruning
 from bench.config import CONFIG_DIR, register_configs, validate
 from bench.preflight import one_line_errors
 from bench.progress import sweep_progress
@@ -47,7 +47,10 @@ def app(cfg: DictConfig) -> float | None:
             resolved = OmegaConf.to_container(cfg, resolve=True)
             multirun = HydraConfig.get().mode == RunMode.MULTIRUN
             sweep_dir = Path(HydraConfig.get().sweep.dir) if multirun else None
-            result = run_experiment(run, run_dir, resolved, list(HydraConfig.get().overrides.task), sweep_dir)
+            overrides = list(HydraConfig.get().overrides.task)
+            # a trial of the Optuna search reports its epochs to the study, whose pruner may stop it
+            on_epoch = pruning.epoch_hook() if multirun else None
+            result = run_experiment(run, run_dir, resolved, overrides, sweep_dir, on_epoch)
             progress = sweep_progress(sweep_dir) if sweep_dir else None
             if progress:
                 log.info(progress)

@@ -85,7 +85,8 @@ class ReportCallback(Callback):
 class SweepSizeCallback(Callback):
     """Records how many jobs a sweep of Hydra's basic sweeper has, for the progress line each job logs
     (bench/progress.py): the product of the numbers of values of its swept keys. The project's own sweepers
-    (hydra_plugins/flowerbench/) record their sizes themselves; other sweepers (Optuna) get no progress line."""
+    (hydra_plugins/flowerbench/, the Optuna search included) record their sizes themselves; other sweepers get
+    no progress line."""
 
     BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -41,10 +42,17 @@ from bench.resolvers import register_resolvers
 from bench.tracking import LoggerConfig
 from bench.workload import WorkloadConfig
 
-# conf/ uses ${threads_per_job:}, ${jobs_at_once:} and ${job_dir_name:...} (and ${job_name_exclusions:}, below):
-# registered on import, so that every process that validates a config (the launching one, and each joblib or
-# submitit worker) can resolve them.
+# conf/ uses ${threads_per_job:} and ${job_dir_name:...} (and ${job_name_exclusions:}, below); ${jobs_at_once:}
+# is there for users' configs. Registered on import, so that every process that validates a config (the launching
+# one, and each joblib, submitit or Ray worker) can resolve them.
 register_resolvers()
+
+# conf/hydra/launcher/ray.yaml shares its name with hydra-ray-launcher's own config, so Hydra 1.3 validates it
+# against that schema and warns that this matching is deprecated. Our file is complete without the schema (it
+# names the launcher's class and sets every key), so the warning has nothing for a user to do.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema", category=UserWarning
+)
 
 # An absolute path, so every entry point finds conf/ however it is started (python -m bench, the flowerbench
 # script, bench.search, tests).

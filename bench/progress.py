@@ -38,7 +38,14 @@ def sweep_progress(sweep_dir: Path, now: float | None = None) -> str | None:
         plan = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    counts = dict.fromkeys((RunStatus.COMPLETED, RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.SKIPPED), 0)
+    statuses = (
+        RunStatus.COMPLETED,
+        RunStatus.DIVERGED,
+        RunStatus.PRUNED,
+        RunStatus.FAILED,
+        RunStatus.SKIPPED,
+    )
+    counts = dict.fromkeys(statuses, 0)
     for file in results.result_files(sweep_dir):
         result = results.read_result(file.parent)
         if result is None:

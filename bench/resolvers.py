@@ -5,7 +5,6 @@ must use only its share of the cores: two jobs with two threads each on two core
 over them. The configs ask for the share by interpolation::
 
     conf/backend/keras.yaml           threads: ${threads_per_job:}
-    conf/experiment/lr_wd_search_*    n_jobs: ${jobs_at_once:${oc.select:hydra.launcher.n_jobs,null}}
 
 A job directory is named by the job's overrides (``subdir: ${job_dir_name:${hydra.job.override_dirname}}``);
 a name longer than a file system allows (255 bytes) is cut and completed by a hash of the whole, so that it
@@ -39,6 +38,26 @@ def jobs_at_once(n_jobs: int | None) -> int:
     return max(1, available_cores() + 1 + n_jobs)  # joblib's rule: -1 = all cores, -2 = all but one...
 
 
+def launcher_jobs_at_once(launcher: Any) -> int:
+    """How many jobs the launcher configured in ``launcher`` (``hydra.launcher``) runs at the same time: the
+    batch size of a search that asks for as many trials as run at once (hydra/sweeper=lr_wd_search_*).
+
+    joblib: ``n_jobs``; SLURM: ``array_parallelism``; local submitit: the cores // ``cpus_per_task``; Ray: the
+    cores of this machine // ``ray.remote.num_cpus`` (a cluster has more: set ``hydra.sweeper.n_jobs``); the
+    basic launcher: 1.
+    """
+    if launcher is None:
+        return 1
+    if "n_jobs" in launcher:
+        return jobs_at_once(launcher.n_jobs)
+    if launcher.get("array_parallelism"):
+        return int(launcher.array_parallelism)
+    per_job = launcher.get("cpus_per_task") or OmegaConf.select(launcher, "ray.remote.num_cpus")
+    if per_job:
+        return max(1, available_cores() // int(per_job))
+    return 1
+
+
 def _launcher_config() -> Any:
     """``hydra.launcher`` of the running job, or None outside a Hydra app (tests, notebooks)."""
     if not HydraConfig.initialized():
@@ -52,12 +71,14 @@ def threads_per_job() -> int | None:
     - joblib (``n_jobs``): the cores divided evenly among the jobs that run at once, at least 1.
     - submitit (``cpus_per_task``): the cores reserved for the job. On SLURM the allocation already limits
       the job to them; locally it keeps concurrent jobs off each other's cores.
+    - Ray (``ray.remote.num_cpus``): the CPUs Ray reserves for the job's task. Ray does not confine the task
+      to them; the thread count does.
     - any other launcher (basic, one job at a time): None.
     """
     launcher = _launcher_config()
     if launcher is None:
         return None
-    cpus_per_task = launcher.get("cpus_per_task")
+    cpus_per_task = launcher.get("cpus_per_task") or OmegaConf.select(launcher, "ray.remote.num_cpus")
     if cpus_per_task:
         return int(cpus_per_task)
     if "n_jobs" in launcher:

@@ -38,13 +38,14 @@ CHECKPOINT_FILE = "checkpoint.json"
 
 
 class RunStatus(str, enum.Enum):
-    """How a run stands: result.json's ``status`` (the first three), and the states the report, the trackers,
+    """How a run stands: result.json's ``status`` (the first four), and the states the report, the trackers,
     the progress line and the protocol name beside them. A ``str``, so that files and frames hold the plain
     word and compare equal to it."""
 
     COMPLETED = "completed"
     DIVERGED = "diverged"  # a non-finite loss stopped it: a real outcome of its settings
     FAILED = "failed"  # it crashed (retried by a rerun of the sweep)
+    PRUNED = "pruned"  # a search's pruner stopped it after an epoch (bench/pruning.py); a rerun trains it
     INCOMPLETE = "incomplete"  # no result.json: killed, or still running
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM (what a tracker is told; result.json is not written)
     SKIPPED = "skipped"  # a rerun found it finished as the same experiment
@@ -55,6 +56,7 @@ class RunStatus(str, enum.Enum):
 
 
 COMPLETED, DIVERGED, FAILED = RunStatus.COMPLETED, RunStatus.DIVERGED, RunStatus.FAILED
+PRUNED = RunStatus.PRUNED
 FINISHED_STATUSES = (COMPLETED, DIVERGED)  # a rerun of the sweep skips these (failed runs are retried)
 #: The metrics of an epoch that result.json's ``final`` repeats for the last epoch.
 FINAL_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "ce_loss", "val_ce_loss")

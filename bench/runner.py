@@ -26,6 +26,7 @@ from bench.backend import Trainer, build_trainer
 from bench.config import EXPERIMENT_KEYS, RunConfig, at_parity
 from bench.errors import BenchError, DiskFullError, is_disk_full
 from bench.experiment import flatten
+from bench.pruning import EpochHook
 from bench.timing import StepTimer, images_per_second
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,14 @@ class TrainOutcome:
 
 
 def _train(
-    run: RunConfig, run_dir: Path, trackers: tracking.Trackers, start: checkpoint.Continuation | None = None
+    run: RunConfig,
+    run_dir: Path,
+    trackers: tracking.Trackers,
+    start: checkpoint.Continuation | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainOutcome:
-    """Every epoch of one run (from ``start``'s checkpoint, if given), and how it ended.
+    """Every epoch of one run (from ``start``'s checkpoint, if given), and how it ended (``on_epoch``: see
+    :func:`run_experiment`).
 
     Errors in the input (:class:`BenchError`) surface before any file is written, and interrupts propagate;
     any other error ends the run as failed, with the epochs it finished, so that a sweep goes on.
@@ -190,6 +196,9 @@ def _train(
                     return TrainOutcome(
                         results.DIVERGED, history, data_info, environment, diverged_epoch=record.epoch
                     )
+                if on_epoch is not None and on_epoch(record):
+                    log.info("%s pruned by the search after epoch %d", _label(run), record.epoch)
+                    return TrainOutcome(results.PRUNED, history, data_info, environment)
         if run.train.last_epoch < run.train.epochs:  # stopped early: a longer run may continue it
             checkpoint.save(trainer, run_dir, run.train.last_epoch)
     except (BenchError, RunInterrupted, KeyboardInterrupt):
@@ -242,14 +251,21 @@ def _run_info(
 
 
 def run_experiment(
-    run: RunConfig, run_dir: Path, resolved_config: dict, overrides: list[str], sweep_dir: Path | None = None
+    run: RunConfig,
+    run_dir: Path,
+    resolved_config: dict,
+    overrides: list[str],
+    sweep_dir: Path | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> dict:
     """Train one configuration and write its output files (README "Output files"); returns result.json's dict.
 
     Input errors (:class:`BenchError`) propagate before anything is written; interrupts propagate after the
     finished epochs are on disk; any other error is recorded as ``status: failed`` so a sweep goes on. The
     trackers of ``run.logger`` get a copy of everything, after the files are written (``sweep_dir``: the
-    sweep the run belongs to, if any, which names its MLflow experiment).
+    sweep the run belongs to, if any, which names its MLflow experiment). ``on_epoch`` is called with each
+    finished epoch that did not diverge, after it is written; True stops the run as ``status: pruned`` (a
+    search's pruner: bench/pruning.py).
     """
     previous = results.read_result(run_dir)
     if not run.force and is_finished(previous, resolved_config, data_lib.resolve_source(run.dataset)):
@@ -261,7 +277,7 @@ def run_experiment(
     trackers.start(_run_info(run, run_dir, resolved_config, sweep_dir))
     try:
         with signals_interrupt_run():
-            outcome = _train(run, run_dir, trackers, start)
+            outcome = _train(run, run_dir, trackers, start, on_epoch)
     except BenchError:  # bad input found once the run had started (e.g. the photos): the run failed
         trackers.finish(results.FAILED)
         raise

@@ -22,12 +22,12 @@ from omegaconf import OmegaConf
 from bench import tuning
 from bench.config import CONFIG_DIR, EXPERIMENT_KEYS, register_configs
 from bench.experiment import Role
-from bench.results import read_result, result_files
+from bench.results import RunStatus, read_result, result_files
 
 
 def objective(result: dict[str, Any]) -> float | None:
     """What ``python -m bench`` returns to a sweeper: :func:`bench.tuning.score` (final val_accuracy, 0.0 if
-    diverged, None if failed: Optuna then records the trial as failed and its sampler ignores it)."""
+    diverged, None if failed or pruned: Optuna's sampler then learns nothing from the final value)."""
     return tuning.score(result)
 
 
@@ -36,9 +36,10 @@ class SearchPoint:
     """One point of a search or grid: the runs that share every override but the seed."""
 
     overrides: dict[str, str]  # key -> value as typed on the command line, without seed
-    scores: list[float]  # objective of each run that did not fail
+    scores: list[float]  # objective of each run that did not fail and was not pruned
     seeds: list[int]
     n_failed: int = 0
+    n_pruned: int = 0  # stopped early by the search's pruner (results.PRUNED): no final score
 
     @property
     def mean(self) -> float:
@@ -67,7 +68,9 @@ def load_settings(sweep_dir: Path) -> list[SearchPoint]:
         setting = settings.setdefault(identity, SearchPoint(overrides, [], []))
         setting.seeds.append(result["seed"])
         score = objective(result)
-        if score is None:
+        if result.get("status") == RunStatus.PRUNED:
+            setting.n_pruned += 1
+        elif score is None:
             setting.n_failed += 1
         else:
             setting.scores.append(score)
@@ -148,13 +151,18 @@ def summary(sweep_dir: Path, n_seeds: int = 5, top: int = 5) -> str:
     settings = load_settings(sweep_dir)
     scored = [s for s in settings if s.scores]
     if not scored:
-        raise ValueError(f"no finished run with a score under {sweep_dir}")
+        n_pruned, n_failed = sum(s.n_pruned for s in settings), sum(s.n_failed for s in settings)
+        raise ValueError(
+            f"no finished run with a score under {sweep_dir} ({n_pruned} pruned, {n_failed} failed)"
+        )
     keys = tuned_keys(settings)
     best = scored[tuning.best(dict(enumerate(s.scores for s in scored))) or 0]
     n_runs = sum(len(s.seeds) for s in settings)
     n_failed = sum(s.n_failed for s in settings)
+    n_pruned = sum(s.n_pruned for s in settings)
+    pruned = f", {n_pruned} pruned" if n_pruned else ""
     lines = [
-        f"{len(settings)} settings, {n_runs} runs ({n_failed} failed) under {sweep_dir}",
+        f"{len(settings)} settings, {n_runs} runs ({n_failed} failed{pruned}) under {sweep_dir}",
         f"varied: {', '.join(keys) or 'nothing'}; best first (val_accuracy: mean over seeds, 0 = diverged):",
         ranking(settings, keys, top),
         "",

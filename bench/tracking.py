@@ -50,6 +50,7 @@ STATUS_OF = {
     RunStatus.COMPLETED: "FINISHED",
     RunStatus.DIVERGED: "FAILED",
     RunStatus.FAILED: "FAILED",
+    RunStatus.PRUNED: "KILLED",  # stopped early on purpose, by a search's pruner
     RunStatus.INTERRUPTED: "KILLED",
 }
 

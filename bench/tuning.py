@@ -26,8 +26,8 @@ Key = TypeVar("Key")
 
 
 def score(result: Mapping[str, Any] | None, metric: str = SELECTION_METRIC) -> float | None:
-    """A run's score for selection: its final ``metric``; 0.0 when it diverged; None when it failed or left
-    no result.
+    """A run's score for selection: its final ``metric``; 0.0 when it diverged; None when it failed, was pruned
+    (stopped early by a search: a partial run says little about its final score) or left no result.
 
     A diverged run is a real outcome of its hyperparameters (the learning rate was too high), so it scores
     below any trained model. A failed run (a crash, a full disk) says nothing about them: None leaves it out of

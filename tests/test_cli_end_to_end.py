@@ -108,7 +108,7 @@ def documented_fields() -> tuple[list[str], list[str]]:
 def test_a_real_runs_files_hold_exactly_the_fields_readme_documents(sweep):
     metric_names, result_names = documented_fields()
     assert metric_names == METRIC_FIELDS + list(results.TEST_METRICS)
-    statuses = {results.COMPLETED, results.DIVERGED, results.FAILED}
+    statuses = {results.COMPLETED, results.DIVERGED, results.FAILED, results.PRUNED}
     cpu_fields = set(cpu.description())  # environment's cpu, cpu_instruction_sets, cpu_native_bf16
     nested = {*results.FINAL_METRICS, *results.TEST_METRICS, *results.BEST_KEYS, *DATA_FIELDS, *cpu_fields}
     assert cpu_fields <= set(result_names)

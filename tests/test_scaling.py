@@ -1,8 +1,9 @@
-"""Scale-out and search on the existing engines: joblib and submitit launchers, the Optuna sweeper.
+"""Scale-out on the existing engines: the joblib and submitit launchers (Ray: tests/test_ray.py; the Optuna
+search: tests/test_optuna_search.py).
 
 Each launcher test is one tiny sweep in a subprocess, as a user runs it (the launchers start their own worker
-processes, so nothing can be checked in-process). Unit tests cover the objective, the failure scan and the
-thread share.
+processes, so nothing can be checked in-process). Unit tests cover the objective, the failure scan, the
+thread share and the jobs a launcher runs at once.
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 from bench import results
 from bench.config import register_configs
 from bench.failures import failed_runs
-from bench.resolvers import jobs_at_once, threads_per_job
-from bench.search import objective, summary
+from bench.resolvers import jobs_at_once, launcher_jobs_at_once, threads_per_job
+from bench.search import objective
 from tests.conftest import CONF_DIR, crash_seed_1_env, run_cli
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs the `scale` extra")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the `scale` extra")
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the `scale` extra")
 
 TINY_ONE_EPOCH = ["dataset.image_size=16", "train.batch_size=8", "train.epochs=1"]
 
@@ -83,43 +82,6 @@ def test_submitit_local_sweep_writes_the_output_contract(tiny_photos, tmp_path):
     assert (tmp_path / "sweep" / "report" / "report.md").exists()
 
 
-def test_optuna_search_records_every_trial_and_ranks_them(tiny_photos, tmp_path):
-    args = sweep_args(tiny_photos, tmp_path, "hydra/sweeper=lr_wd_search_adamw", "hydra.sweeper.n_trials=3")
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweep = tmp_path / "sweep"
-    trials = [results.read_result(path.parent) for path in results.result_files(sweep)]
-    assert len(trials) == 3 and {t["optimizer"] for t in trials} == {"adamw"}
-    assert len({t["config"]["optimizer"]["weight_decay"] for t in trials}) == 3  # three sampled settings
-    verdict = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert verdict["best_value"] == max(t["final"]["val_accuracy"] for t in trials)
-    assert set(verdict["best_params"]) == {"optimizer.lr", "optimizer.weight_decay"}
-
-    text = summary(sweep, n_seeds=3)
-    assert "3 settings, 3 runs (0 failed)" in text and "varied: optimizer.lr, optimizer.weight_decay" in text
-    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("python -m bench -m")]
-    assert len(commands) == 2 and all("seed=1000,1001,1002" in c for c in commands)  # fresh, as a protocol's
-    assert "optimizer.weight_decay=0.001" in commands[1]  # the defaults, next to the best setting
-
-    before = {path: path.read_bytes() for path in results.result_files(sweep)}
-    rerun = run_cli(*args, cwd=tmp_path)  # the seeded sampler asks for the same trials: all are skipped
-    assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("skipping") == 3
-    assert {path: path.read_bytes() for path in before} == before
-
-
-def test_a_diverged_trial_scores_zero_for_the_sweeper(tiny_photos, tmp_path):
-    lr = "optimizer.lr=choice(1e6)"  # the only learning rate Optuna may pick: it diverges
-    args = sweep_args(
-        tiny_photos, tmp_path, "hydra/sweeper=lr_wd_search_adamw", "hydra.sweeper.n_trials=1", lr
-    )
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    [trial] = results_by_seed(tmp_path / "sweep").values()
-    assert trial["status"] == "diverged"
-    verdict = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    assert verdict["best_value"] == 0.0  # bench.search.objective, not the diverged run's last accuracy
-
-
 def write_result(directory: Path, status: str, seed: int = 0) -> Path:
     directory.mkdir(parents=True)
     result = results.RunResult(status=status, backend="keras", optimizer="adamw", seed=seed, epochs_planned=1)
@@ -170,3 +132,20 @@ def test_each_parallel_job_gets_its_share_of_the_cores():
     assert launcher_threads("hydra/launcher=parallel", "hydra.launcher.n_jobs=1") == cores
     assert launcher_threads("hydra/launcher=parallel", f"hydra.launcher.n_jobs={2 * cores}") == 1
     assert launcher_threads("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=3") == 3
+    assert launcher_threads("hydra/launcher=ray", "hydra.launcher.ray.remote.num_cpus=3") == 3
+
+
+def launcher(*overrides: str):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", list(overrides), return_hydra_config=True).hydra.launcher
+
+
+def test_a_search_asks_for_as_many_trials_as_the_launcher_runs_at_once():
+    cores = len(os.sched_getaffinity(0))
+    assert launcher_jobs_at_once(launcher()) == 1  # the basic launcher
+    assert launcher_jobs_at_once(launcher("hydra/launcher=parallel", "hydra.launcher.n_jobs=3")) == 3
+    assert launcher_jobs_at_once(launcher("hydra/launcher=slurm")) == 64  # array_parallelism
+    local = launcher("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1")
+    assert launcher_jobs_at_once(local) == cores
+    assert launcher_jobs_at_once(launcher("hydra/launcher=ray")) == cores  # num_cpus 1

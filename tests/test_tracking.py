@@ -1,9 +1,18 @@
-"""Experiment trackers (bench/tracking.py), read back with the trackers' own readers: MLflow's client and
-TensorBoard's event-file reader. A tiny sweep logs to both; an unreachable server costs one warning line."""
+"""Experiment trackers (bench/tracking.py), read back with the trackers' own readers: MLflow's client, its UI's
+server and TensorBoard's event-file reader. A tiny sweep logs to both; an unreachable server costs one warning
+line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -78,3 +87,52 @@ def test_an_unreachable_tracking_server_costs_one_warning_not_the_run(tiny_photo
     assert json.loads((out / "result.json").read_text())["status"] == "completed"
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "logger mlflow" in line]
     assert len(warnings) == 1 and "off for this run" in warnings[0], warnings
+
+
+def test_mlflow_ui_runs_from_the_same_environment_and_lists_the_sweep(tracked_sweep: Path) -> None:
+    """`mlflow ui`, MLflow's server, installed with flowerbench (the `track` extra), serves the sweep's runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = f"sqlite:///{tracked_sweep / 'outputs' / 'mlflow.db'}"
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    log_file = (tracked_sweep / "mlflow-ui.log").open("w")
+    server = subprocess.Popen(
+        [str(mlflow_cli), "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tracked_sweep, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        experiments = None
+        deadline = time.time() + 120
+        while time.time() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"{base}/experiments/search?max_results=100", timeout=5
+                ) as answer:
+                    experiments = json.load(answer)["experiments"]
+                break
+            except OSError:
+                time.sleep(1)
+        assert experiments is not None, (tracked_sweep / "mlflow-ui.log").read_text()[-3000:]
+        [sweep] = [e for e in experiments if e["name"] == str(tracked_sweep / "sweep")]
+        query = json.dumps({"experiment_ids": [sweep["experiment_id"]]}).encode()
+        request = urllib.request.Request(
+            f"{base}/runs/search", data=query, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            runs = json.load(answer)["runs"]
+        assert sorted(r["info"]["run_name"] for r in runs) == sorted(
+            job.name
+            for job in (tracked_sweep / "sweep").iterdir()
+            if job.is_dir() and "optimizer=" in job.name
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and the workers it started
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log_file.close()

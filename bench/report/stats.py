@@ -24,7 +24,7 @@ CONFIDENCE = 1 - ALPHA
 SUMMARY_METRICS = (
     "val_accuracy", "val_ce_loss", "accuracy", "ce_loss", "val_loss", "loss", "best_val_accuracy",
 )  # fmt: skip
-STATUSES_NOT_AVERAGED = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.INCOMPLETE)
+STATUSES_NOT_AVERAGED = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.PRUNED, RunStatus.INCOMPLETE)
 
 
 def finite(values: Sequence[float] | pd.Series) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Runs not averaged: diverged, failed and incomplete runs, with how far they got and why they stopped."""
+"""Runs not averaged: diverged, failed, pruned and incomplete runs, with how far they got and why they stopped."""
 
 from __future__ import annotations
 
@@ -54,5 +54,8 @@ def analyse(data: ReportInput) -> Output:
         ]
         for index, row in bad.iterrows()
     ]
-    text = "Diverged, failed and incomplete (killed or still running) runs, never part of a mean."
+    text = (
+        "Diverged, failed, pruned (stopped early by a search) and incomplete (killed or still running) runs, "
+        "never part of a mean."
+    )
     return Output([Heading("Runs not averaged"), Paragraph(text), Table(header, rows)])
