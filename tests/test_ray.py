@@ -91,7 +91,7 @@ def ray_head(tmp_path_factory):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def stop_process_group(leader: subprocess.Popen, grace_s: float = 10.0) -> None:
+def stop_process_group(leader: subprocess.Popen, grace_s: float = 5.0) -> None:
     """End the processes of the session ``leader`` started (the head and the Ray processes it spawned, which
     can outlive it), and no others: SIGTERM, then SIGKILL to those still there after ``grace_s``."""
     group = leader.pid  # start_new_session: the session's and the group's id
