@@ -12,9 +12,11 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from bench.decide import MIN_SEEDS_BOOTSTRAP, seeds_needed, tost_power
+from bench.decide import MAX_SEEDS, MIN_SEEDS_BOOTSTRAP, seeds_needed, tost_power
 from bench.report.compare import compare_arms, seed_differences
+from bench.report.console_verdict import verdict_text
 from bench.report.flags import arm_flags
+from bench.results import COMPARISONS_CSV
 
 MARGINS = {"val_accuracy": 0.01, "val_ce_loss": 0.02}
 #: Seed effects shared by every arm (a seed fixes initial weights and batch order): large next to the
@@ -238,3 +240,12 @@ def test_a_verdict_sentence_gives_the_interval_of_the_difference_it_states(winne
         assert 0 < low < high, sentence  # the stated difference is positive, and so is all of its interval
         stated = float(sentence.split(" by ")[1].split(" ")[0])
         assert low <= stated <= high, sentence
+
+
+def test_the_console_verdict_says_when_no_number_of_seeds_would_likely_decide(tmp_path):
+    """seeds_needed is inf past MAX_SEEDS (a difference far inside its spread): printed, not a crash."""
+    row = {"stratum": "tf_flowers/resnet", "metric": "val_accuracy", "arm_a": "adamw", "arm_b": "sgd_l2",
+           "test": "paired t", "n_a": 2, "n_b": 2, "n_pairs": 2, "diff": -0.005, "ci_low": -0.8, "ci_high": 0.8,
+           "decision": "undecided", "better": None, "seeds_needed": float("inf")}  # fmt: skip
+    pd.DataFrame([row]).to_csv(tmp_path / COMPARISONS_CSV, index=False)
+    assert f"undecided (>{MAX_SEEDS} seeds/arm)" in verdict_text(tmp_path)

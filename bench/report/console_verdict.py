@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from bench.decide import Decision, fmt
+from bench.decide import MAX_SEEDS, Decision, fmt
 from bench.results import ACROSS_WORKLOADS_CSV, COMPARISONS_CSV, PROTOCOL_DECISIONS_CSV, REPORT_HTML
 
 HEADER = ["stratum", "A vs B", "A − B (points)", "95 % CI", "seeds", "decision"]
@@ -17,8 +18,12 @@ def _rows(tests: pd.DataFrame) -> list[list[str]]:
     for _, t in tests.iterrows():
         metric = t["metric"]
         decision = f"better: {t['better']}" if t["decision"] == Decision.BETTER else str(t["decision"])
-        if t["decision"] == Decision.UNDECIDED and pd.notna(t.get("seeds_needed")):
-            decision += f" (~{int(t['seeds_needed'])} seeds/arm)"
+        needed = t.get("seeds_needed")
+        if t["decision"] == Decision.UNDECIDED and pd.notna(needed):
+            # inf: the estimate passed MAX_SEEDS (a difference too small for its spread), as the report says
+            decision += (
+                f" (~{int(needed)} seeds/arm)" if math.isfinite(needed) else f" (>{MAX_SEEDS} seeds/arm)"
+            )
         seeds = int(t["n_pairs"]) if t.get("test") == "paired t" else f"{int(t['n_a'])}+{int(t['n_b'])}"
         ci = f"[{fmt(t['ci_low'], metric)}, {fmt(t['ci_high'], metric)}]" if pd.notna(t["ci_low"]) else "—"
         stratum = t.get("stratum")
