@@ -75,20 +75,35 @@ def rank(accuracy: Mapping[Key, float], cross_entropy: Mapping[Key, float], tole
         cross_entropy: candidate -> mean validation cross-entropy (NaN when unknown).
         tolerance: :func:`near_tie_tolerance`.
     """
-    order = {key: i for i, key in enumerate(accuracy)}
     left = [key for key, value in accuracy.items() if not math.isnan(value)]
     ranked: list[Key] = []
     while left:
         top = max(accuracy[key] for key in left)
         tied = [key for key in left if accuracy[key] >= top - tolerance]
-
-        def order_key(key: Key) -> tuple[bool, float, float, int]:
-            ce = cross_entropy.get(key, math.nan)
-            return (math.isnan(ce), 0.0 if math.isnan(ce) else ce, -accuracy[key], order[key])
-
-        ranked += sorted(tied, key=order_key)
+        ranked += _by_cross_entropy(tied, accuracy, cross_entropy)
         left = [key for key in left if key not in tied]
     return ranked
+
+
+def rank_by_cross_entropy(accuracy: Mapping[Key, float], cross_entropy: Mapping[Key, float]) -> list[Key]:
+    """The candidates best first by lower mean validation cross-entropy (successive halving's promotions,
+    ``protocol.halving.promote_by=val_ce_loss``): those without one (a diverged run) after the rest, by
+    accuracy; then in the order drawn. Candidates without an accuracy (every run failed) are left out."""
+    scored = [key for key, value in accuracy.items() if not math.isnan(value)]
+    return _by_cross_entropy(scored, accuracy, cross_entropy)
+
+
+def _by_cross_entropy(
+    keys: Sequence[Key], accuracy: Mapping[Key, float], cross_entropy: Mapping[Key, float]
+) -> list[Key]:
+    """``keys`` by lower cross-entropy (none known: last), then higher accuracy, then in the order drawn."""
+    order = {key: i for i, key in enumerate(accuracy)}
+
+    def order_key(key: Key) -> tuple[bool, float, float, int]:
+        ce = cross_entropy.get(key, math.nan)
+        return (math.isnan(ce), 0.0 if math.isnan(ce) else ce, -accuracy[key], order[key])
+
+    return sorted(keys, key=order_key)
 
 
 def fresh_seeds(used: Iterable[int], n: int, first: int = FIRST_FRESH_SEED) -> list[int]:

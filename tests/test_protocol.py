@@ -17,7 +17,7 @@ import pytest
 
 from bench.errors import ConfigError
 from bench.protocol import PROTOCOL_FILE, ProtocolRun, Setting, sample_settings, select_best, spending
-from bench.protocol.options import ProtocolConfig
+from bench.protocol.options import HalvingConfig, ProtocolConfig
 from bench.report.stats import expected_max
 from tests.conftest import TINY, run_cli
 
@@ -88,9 +88,14 @@ class FakeRuns:
     setting's, as floats. A job with ``train.continue_from`` trains only the epochs after its source's.
     """
 
-    def __init__(self, test_accuracy, root: Path, val_accuracy=None, epochs: int = 1, per_epoch: int = 100):
+    def __init__(
+        self, test_accuracy, root: Path, val_accuracy=None, epochs: int = 1, per_epoch: int = 100,
+        val_ce_loss=None,
+    ):  # fmt: skip
         self.test_accuracy, self.root, self.epochs, self.per_epoch = test_accuracy, root, epochs, per_epoch
         self.val_accuracy = val_accuracy or (lambda optimizer, values, epochs: 0.5)
+        # the cross-entropy law; by default it ranks as the accuracy does
+        self.val_ce_loss = val_ce_loss or (lambda optimizer, values, epochs: 2.0 - self.val_accuracy(optimizer, values, epochs))
         self.jobs: list[list[str]] = []
 
     def __call__(self, jobs: list[list[str]]) -> list[tuple[Path, dict]]:
@@ -106,7 +111,7 @@ class FakeRuns:
             )
             setting = {k.split(".", 1)[1]: float(v) for k, v in values.items() if k.startswith("optimizer.")}
             val = self.val_accuracy(optimizer, setting, stop)
-            final = {"val_accuracy": val, "val_ce_loss": 2.0 - val}
+            final = {"val_accuracy": val, "val_ce_loss": self.val_ce_loss(optimizer, setting, stop)}
             if stop == self.epochs:
                 final["test_accuracy"] = self.test_accuracy(optimizer, seed)
             run_dir = self.root / f"job{len(self.jobs)}"
@@ -126,14 +131,14 @@ class FakeRuns:
         return launched
 
 
-def run_protocol(tmp_path: Path, test_accuracy, epochs: int = 1, val_accuracy=None, **options):
+def run_protocol(tmp_path: Path, test_accuracy, epochs: int = 1, val_accuracy=None, val_ce_loss=None, **options):
     protocol = ProtocolConfig(
         **(
             {"budget": 2, "seeds_per_round": 3, "max_seeds": 9, "spaces": SPACES, "simulation_reps": 50}
             | options
         )
     )
-    fake = FakeRuns(test_accuracy, tmp_path / "runs", val_accuracy, epochs)
+    fake = FakeRuns(test_accuracy, tmp_path / "runs", val_accuracy, epochs, val_ce_loss=val_ce_loss)
     run = ProtocolRun(protocol, ["sgd_l2", "adamw"], fake, [], margin=0.01, out_dir=tmp_path, epochs=epochs)
     record = run.run()
     assert json.loads((tmp_path / PROTOCOL_FILE).read_text()) == record
@@ -159,7 +164,9 @@ def test_a_pair_decided_after_the_first_round_stops_there(tmp_path):
 
 def test_an_undecided_pair_runs_to_max_seeds_each_look_at_its_spending_level(tmp_path):
     noise = np.random.default_rng(1).normal(0, 0.1, (2, 2000))
-    record, fake = run_protocol(tmp_path, lambda opt, seed: 0.6 + noise[int(opt == "adamw"), seed])
+    record, fake = run_protocol(
+        tmp_path, lambda opt, seed: 0.6 + noise[int(opt == "adamw"), seed], spending="obrien_fleming"
+    )
     assert record["stopped"] == "max_seeds" and record["seeds_used"] == 9 and len(record["rounds"]) == 3
     assert record["rounds"][-1]["decisions"][0]["decision"] == "undecided"
     planned = spending.design("obrien_fleming", 9, 3)
@@ -183,6 +190,16 @@ def test_bonferroni_is_still_an_option(tmp_path):
     assert [r["alpha"] for r in record["rounds"]] == pytest.approx([0.05 / 3] * 3)
 
 
+def test_the_default_design_is_pocock_never_stricter_than_bonferroni_at_a_look(tmp_path):
+    noise = np.random.default_rng(1).normal(0, 0.1, (2, 2000))
+    record, _ = run_protocol(tmp_path, lambda opt, seed: 0.6 + noise[int(opt == "adamw"), seed])
+    assert record["spending"] == "pocock" and ProtocolConfig().spending == "pocock"
+    levels = [r["alpha"] for r in record["rounds"]]
+    assert levels == list(spending.design("pocock", 9, 3).alpha)
+    # what makes it decide no later than Bonferroni on any data (the simulation's expected seeds)
+    assert all(level >= 0.05 / 3 for level in levels) and sum(levels) > 0.05
+
+
 def test_an_optimizer_without_a_space_is_a_clear_error(tmp_path):
     protocol = ProtocolConfig(spaces=SPACES)
     with pytest.raises(ConfigError, match="no search space for nadam"):
@@ -195,6 +212,43 @@ def by_lr(optimizer: str, values: dict, epochs: int) -> float:
     low, high = SPACES[optimizer]["lr"]
     position = math.log(values["lr"] / low) / math.log(high / low)
     return round(75 * (0.3 + 0.4 * position)) / 75 + 0.01 * epochs
+
+
+def lr_position(optimizer: str, values: dict) -> float:
+    low, high = SPACES[optimizer]["lr"]
+    return math.log(values["lr"] / low) / math.log(high / low)
+
+
+def chance_first_rung(optimizer: str, values: dict, epochs: int) -> float:
+    """A first rung whose accuracy is noise that ranks the trials backwards (the highest learning rates score
+    lowest, by up to 9 photos: more than a near-tie), while after all 3 epochs accuracy rises with the learning
+    rate."""
+    if epochs == 1:
+        return round(75 * (0.3 - 0.12 * lr_position(optimizer, values))) / 75
+    return by_lr(optimizer, values, epochs)
+
+
+def ce_tracks_the_final_ranking(optimizer: str, values: dict, epochs: int) -> float:
+    return 1.6 - 0.05 * lr_position(optimizer, values) * epochs
+
+
+@pytest.mark.parametrize("promote_by", ["val_ce_loss", "val_accuracy"])
+def test_successive_halving_promotes_by_cross_entropy_unless_told_accuracy(tmp_path, promote_by):
+    record, _ = run_protocol(
+        tmp_path, lambda opt, seed: 0.5, epochs=3, budget=8, val_accuracy=chance_first_rung,
+        val_ce_loss=ce_tracks_the_final_ranking, halving=HalvingConfig(promote_by=promote_by),
+    )  # fmt: skip
+    assert record["halving"]["promote_by"] == promote_by
+    trials = pd.DataFrame(record["trials"])
+    for optimizer in ("sgd_l2", "adamw"):
+        rung0 = trials[(trials["rung"] == 0) & (trials["optimizer"] == optimizer)]
+        positions = rung0.set_index("trial")["setting"].map(lambda s: lr_position(optimizer, s))
+        promoted = set(trials[(trials["rung"] == 1) & (trials["optimizer"] == optimizer)]["trial"])
+        highest_lr_first = list(positions.sort_values(ascending=False).index)
+        if promote_by == "val_ce_loss":  # the two highest learning rates: lowest cross-entropy
+            assert promoted == set(highest_lr_first[:2])
+        else:  # the noisy accuracy promotes the lowest learning rate (4 photos ahead), never the highest two
+            assert highest_lr_first[-1] in promoted and not promoted & set(highest_lr_first[:2])
 
 
 def test_successive_halving_promotes_the_best_and_continues_their_checkpoints(tmp_path):

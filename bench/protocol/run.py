@@ -23,7 +23,7 @@ decided (``experiment=fair_comparison``; README "A fair comparison").
 
 The decisions are the report's (:mod:`bench.decide`: paired t-test on the seeds both ran, Holm across
 pairs, two one-sided tests for equivalence), each look at the level of a group-sequential design
-(``protocol.spending``, bench/protocol/spending.py: Lan-DeMets alpha spending, O'Brien-Fleming-like by default,
+(``protocol.spending``, bench/protocol/spending.py: Lan-DeMets alpha spending, Pocock-like by default,
 its levels calibrated for t statistics), so that stopping when decided keeps the error rates at 5 %. When it
 ends, the protocol simulates its design's error rates at the effect and spread it measured
 (bench/protocol/simulate.py), for the report.
@@ -121,9 +121,15 @@ def _trial_means(rows: pd.DataFrame) -> tuple[dict[int, float], dict[int, float]
     return accuracy, cross_entropy, int(photos.max()) if len(photos) else None
 
 
-def rank_trials(rows: pd.DataFrame, near_tie_photos: float = NEAR_TIE_PHOTOS) -> list[int]:
-    """One optimizer's trials of one rung, best first (:func:`bench.tuning.rank`)."""
+def rank_trials(
+    rows: pd.DataFrame, near_tie_photos: float = NEAR_TIE_PHOTOS, by: str = SELECTION_METRIC
+) -> list[int]:
+    """One optimizer's trials of one rung, best first: by validation accuracy, near-ties by cross-entropy
+    (:func:`bench.tuning.rank`), or, ``by="val_ce_loss"``, by the lower mean validation cross-entropy
+    (:func:`bench.tuning.rank_by_cross_entropy`)."""
     accuracy, cross_entropy, photos = _trial_means(rows)
+    if by == TIE_BREAK_METRIC:
+        return tuning.rank_by_cross_entropy(accuracy, cross_entropy)
     return tuning.rank(accuracy, cross_entropy, tuning.near_tie_tolerance(near_tie_photos, photos))
 
 
@@ -332,7 +338,8 @@ class ProtocolRun:
         """The best ``keep`` trials of one optimizer's rung (the order drawn kept among them). A trial is
         promoted only if all its runs completed: a diverged run has nothing to continue (it scores 0)."""
         completed = rows.groupby("trial")["status"].agg(lambda s: bool((s == results.COMPLETED).all()))
-        ranked = [t for t in rank_trials(rows, self.protocol.near_tie_photos) if completed.get(t, False)]
+        by = self.protocol.halving.promote_by
+        ranked = [t for t in rank_trials(rows, self.protocol.near_tie_photos, by) if completed.get(t, False)]
         return sorted(ranked[:keep])
 
     def confirm(self, best: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -451,7 +458,7 @@ class ProtocolRun:
             "budget": self.protocol.budget,
             "tuner": self.protocol.tuner,
             "epochs": self.epochs,
-            "halving": {"eta": h.eta, "min_epochs": h.min_epochs}
+            "halving": {"eta": h.eta, "min_epochs": h.min_epochs, "promote_by": h.promote_by}
             if self.protocol.tuner != "random"
             else None,
             "rungs": rungs,
