@@ -81,8 +81,27 @@ class BackendConfig:
         )
 
 
+class BackendEntries:
+    """What a user's optimizer and a user's model share: one Hydra-instantiable entry per backend (``torch:``,
+    ``keras:``: a ``_target_`` plus keyword arguments), each checked the same way."""
+
+    def entry(self, backend_name: str) -> dict[str, Any] | None:
+        """The ``_target_`` and keyword arguments of this backend's class or factory; None when it has none."""
+        return getattr(self, backend_name, None)
+
+    def check_entries(self, group: str, target_is: str, reserved: dict[str, str]) -> None:
+        """Every entry has a ``_target_`` and none of the ``reserved`` keys (key -> why the suite sets it)."""
+        for backend_name in BACKENDS:
+            entry = self.entry(backend_name)
+            if entry is None:
+                continue
+            require("_target_" in entry, f"{group}.{backend_name} needs a _target_ ({target_is})")
+            for key, why in reserved.items():
+                require(key not in entry, f"{group}.{backend_name}.{key}: {why}")
+
+
 @dataclass
-class UserOptimizerConfig(OptimizerConfig):
+class UserOptimizerConfig(BackendEntries, OptimizerConfig):
     """Any optimizer class a backend can import, one entry per backend, instantiated Hydra's way
     (``_target_`` plus keyword arguments; README "Add your own optimizer").
 
@@ -103,20 +122,9 @@ class UserOptimizerConfig(OptimizerConfig):
             self.name not in OPTIMIZER_SCHEMAS,
             f"optimizer.name={self.name!r} is a built-in optimizer's name: give yours another one",
         )
-        for backend_name in BACKENDS:
-            entry = self.entry(backend_name)
-            if entry is None:
-                continue
-            require("_target_" in entry, f"optimizer.{backend_name} needs a _target_ (the class to build)")
-            for key in ("lr", "learning_rate"):
-                require(
-                    key not in entry,
-                    f"optimizer.{backend_name}.{key}: set optimizer.lr instead (schedules and sweeps use it)",
-                )
-
-    def entry(self, backend_name: str) -> dict[str, Any] | None:
-        """The ``_target_`` and keyword arguments of this backend's class, or None when it has none."""
-        return getattr(self, backend_name, None)
+        lr_is_the_suites = "set optimizer.lr instead (schedules and sweeps use it)"
+        reserved = dict.fromkeys(("lr", "learning_rate"), lr_is_the_suites)
+        self.check_entries("optimizer", "the class to build", reserved)
 
 
 @dataclass
@@ -224,7 +232,7 @@ MODEL_FACTORY_ARGUMENTS = ("input_shape", "num_classes")
 
 
 @dataclass
-class UserModelConfig(ModelConfig):
+class UserModelConfig(BackendEntries, ModelConfig):
     """A model of your own, as optimizers can be brought: one factory per backend, instantiated Hydra's way
     (``_target_`` plus keyword arguments; README "Your own model"), called with ``input_shape`` (each
     framework's convention: Keras (height, width, channels), torch (channels, height, width)) and
@@ -240,17 +248,8 @@ class UserModelConfig(ModelConfig):
             self.name not in MODEL_SCHEMAS,
             f"model.name={self.name!r} is a built-in model's name: give yours another one",
         )
-        for backend_name in BACKENDS:
-            entry = self.entry(backend_name)
-            if entry is None:
-                continue
-            require("_target_" in entry, f"model.{backend_name} needs a _target_ (the factory to call)")
-            for key in MODEL_FACTORY_ARGUMENTS:
-                require(key not in entry, f"model.{backend_name}.{key}: the backend passes it from the data")
-
-    def entry(self, backend_name: str) -> dict[str, Any] | None:
-        """The ``_target_`` and keyword arguments of this backend's factory, or None when it has none."""
-        return getattr(self, backend_name, None)
+        passed = "the backend passes it from the data"
+        self.check_entries("model", "the factory to call", dict.fromkeys(MODEL_FACTORY_ARGUMENTS, passed))
 
 
 @dataclass

@@ -7,6 +7,7 @@ sweeper and the launcher, a rerun after a kill mid-round, and the joblib launche
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -95,7 +96,7 @@ class FakeRuns:
         self.test_accuracy, self.root, self.epochs, self.per_epoch = test_accuracy, root, epochs, per_epoch
         self.val_accuracy = val_accuracy or (lambda optimizer, values, epochs: 0.5)
         # the cross-entropy law; by default it ranks as the accuracy does
-        self.val_ce_loss = val_ce_loss or (lambda optimizer, values, epochs: 2.0 - self.val_accuracy(optimizer, values, epochs))
+        self.val_ce_loss = val_ce_loss or (lambda *trial: 2.0 - self.val_accuracy(*trial))
         self.jobs: list[list[str]] = []
 
     def __call__(self, jobs: list[list[str]]) -> list[tuple[Path, dict]]:
@@ -131,7 +132,9 @@ class FakeRuns:
         return launched
 
 
-def run_protocol(tmp_path: Path, test_accuracy, epochs: int = 1, val_accuracy=None, val_ce_loss=None, **options):
+def run_protocol(
+    tmp_path: Path, test_accuracy, epochs: int = 1, val_accuracy=None, val_ce_loss=None, **options
+):
     protocol = ProtocolConfig(
         **(
             {"budget": 2, "seeds_per_round": 3, "max_seeds": 9, "spaces": SPACES, "simulation_reps": 50}
@@ -242,7 +245,7 @@ def test_successive_halving_promotes_by_cross_entropy_unless_told_accuracy(tmp_p
     trials = pd.DataFrame(record["trials"])
     for optimizer in ("sgd_l2", "adamw"):
         rung0 = trials[(trials["rung"] == 0) & (trials["optimizer"] == optimizer)]
-        positions = rung0.set_index("trial")["setting"].map(lambda s: lr_position(optimizer, s))
+        positions = rung0.set_index("trial")["setting"].map(functools.partial(lr_position, optimizer))
         promoted = set(trials[(trials["rung"] == 1) & (trials["optimizer"] == optimizer)]["trial"])
         highest_lr_first = list(positions.sort_values(ascending=False).index)
         if promote_by == "val_ce_loss":  # the two highest learning rates: lowest cross-entropy
