@@ -19,6 +19,7 @@ import pytest
 from bench.errors import ConfigError
 from bench.protocol import PROTOCOL_FILE, ProtocolRun, Setting, sample_settings, select_best, spending
 from bench.protocol.options import HalvingConfig, ProtocolConfig
+from bench.report.analyses import fair_comparison
 from bench.report.stats import expected_max
 from tests.conftest import TINY, run_cli
 
@@ -254,6 +255,24 @@ def test_successive_halving_promotes_by_cross_entropy_unless_told_accuracy(tmp_p
             assert highest_lr_first[-1] in promoted and not promoted & set(highest_lr_first[:2])
 
 
+def test_a_rung_whose_accuracies_are_alike_is_named_in_the_report(tmp_path):
+    # every first-rung accuracy the same: nothing to rank by but cross-entropy
+    record, _ = run_protocol(
+        tmp_path / "alike", lambda opt, seed: 0.5, epochs=3, budget=8,
+        val_accuracy=lambda opt, values, epochs: 0.3 if epochs == 1 else by_lr(opt, values, epochs),
+        val_ce_loss=ce_tracks_the_final_ranking,
+    )  # fmt: skip
+    first = record["rungs"][0]["separation"]
+    assert first["sgd_l2"]["alike_p"] == 1.0 and first["sgd_l2"]["accuracy_range"] == [0.3, 0.3]
+    warning = fair_comparison._alike_rungs(record)
+    assert "Promotions among look-alike trials" in warning and "sgd_l2's at rung 0 (1 epoch(s))" in warning
+    assert "protocol.tuner=random" in warning
+    # accuracies 0.3 to 0.7 across the draws: well apart, no warning
+    apart, _ = run_protocol(tmp_path / "apart", lambda opt, seed: 0.5, epochs=3, budget=8, val_accuracy=by_lr)
+    assert all(sep["alike_p"] < 0.01 for sep in apart["rungs"][0]["separation"].values())
+    assert fair_comparison._alike_rungs(apart) == ""
+
+
 def test_successive_halving_promotes_the_best_and_continues_their_checkpoints(tmp_path):
     record, fake = run_protocol(
         tmp_path / "sh", lambda opt, seed: 0.5, epochs=3, val_accuracy=by_lr, budget=8
@@ -352,6 +371,7 @@ def test_the_protocol_end_to_end_reports_a_tuned_verdict_and_resumes_after_a_kil
     verdict = (report / "report.md").read_text().split("## Verdict")[1].split("\n## ")[0]
     assert "**Tuned verdict.**" in verdict and "held-out test split" in verdict
     assert "successive halving" in verdict and "Compute, phase by phase" in verdict
+    assert "promoted by the lower validation cross-entropy" in verdict and "Pocock-like" in verdict
     assert "Error rates of the design (simulated)" in verdict
     assert (report / "expected_best_vs_budget.png").stat().st_size > 0
     assert len(pd.read_csv(report / "protocol_budget_curves.csv")) == 2 * 3  # the first rung: every draw

@@ -14,7 +14,14 @@ stops early), so the last rung's runs are exactly the full-length trials a rando
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 from bench.checks import require
+
+#: A promoting rung whose trials' validation accuracies are this alike or more (chi-square p >= this) could not
+#: tell them apart by accuracy: the report says its promotions rest on cross-entropy alone.
+ALIKE_P = 0.05
 
 
 def rungs(epochs: int, min_epochs: int, eta: int) -> list[int]:
@@ -61,3 +68,20 @@ def planned_epochs(budget: int, epochs: int, min_epochs: int, eta: int) -> int:
         total += trials * (length - previous)
         previous = length
     return total
+
+
+def accuracies_alike_p(accuracies: Sequence[float], photos: int) -> float:
+    """How alike one rung's validation accuracies are: the p-value of the chi-square test that every trial has
+    the same accuracy (a trials x {right, wrong} table of ``round(accuracy * photos)`` counts). Near 1: no more
+    different than chance makes equal accuracies on ``photos`` photos, so accuracy cannot rank the trials.
+
+    >>> accuracies_alike_p([0.2, 0.2, 0.2], 75), accuracies_alike_p([0.2, 0.6], 75) < 1e-6
+    (1.0, True)
+    """
+    from scipy import stats  # the rung's jobs do not need scipy; only the protocol's process does
+
+    right = [round(a * photos) for a in accuracies if not math.isnan(a)]
+    wrong = [photos - r for r in right]
+    if len(right) < 2 or sum(right) == 0 or sum(wrong) == 0 or len(set(right)) == 1:
+        return 1.0
+    return float(stats.chi2_contingency([right, wrong], correction=False).pvalue)

@@ -133,6 +133,21 @@ def rank_trials(
     return tuning.rank(accuracy, cross_entropy, tuning.near_tie_tolerance(near_tie_photos, photos))
 
 
+def rung_separation(rows: pd.DataFrame) -> dict[str, Any]:
+    """Could one optimizer's rung tell its trials apart? The chi-square p-value that their mean validation
+    accuracies are equal (:func:`bench.protocol.halving.accuracies_alike_p`; several tuning seeds: as many times
+    the photos), and the ranges of accuracy and cross-entropy the promotion chose from."""
+    accuracy, cross_entropy, photos = _trial_means(rows)
+    seeds = int(rows.groupby("trial").size().max()) if len(rows) else 1
+    scored = [a for a in accuracy.values() if not math.isnan(a)]
+    known_ce = [c for c in cross_entropy.values() if not math.isnan(c)]
+    return {
+        "alike_p": halving.accuracies_alike_p(scored, (photos or 0) * seeds) if photos else None,
+        "accuracy_range": [min(scored), max(scored)] if scored else None,
+        "ce_range": [min(known_ce), max(known_ce)] if known_ce else None,
+    }
+
+
 def select_best(trials: pd.DataFrame, near_tie_photos: float = NEAR_TIE_PHOTOS) -> dict[str, dict[str, Any]]:
     """Each optimizer's best setting among the trials of its last rung (all of them for a random search), by
     mean validation accuracy over the tuning seeds, near-ties broken by validation cross-entropy.
@@ -318,6 +333,7 @@ class ProtocolRun:
                 "rung": rung, "epochs": epochs, "trials": {name: len(alive[name]) for name in self.optimizers},
                 "runs": len(rows), "train_images": int(rows["train_images"].sum()),
                 "run_wall_time_s": float(rows["wall_time_s"].fillna(0).sum()),
+                "separation": {name: rung_separation(rows[rows["optimizer"] == name]) for name in self.optimizers},
             })  # fmt: skip
             if rung + 1 < len(plan):
                 alive = {

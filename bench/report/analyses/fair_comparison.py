@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.decide import fmt
+from bench.protocol.halving import ALIKE_P
 from bench.protocol.options import SPENDING_NAMES
 from bench.report.analysis import Output, ReportInput
 from bench.report.phrases import pair_sentence
@@ -137,6 +138,33 @@ def _near_ties(record: dict[str, Any]) -> str:
     )
 
 
+def _alike_rungs(record: dict[str, Any]) -> str:
+    """The sentence naming each promotion made among trials whose accuracies were alike, or ''."""
+    promoting = record.get("rungs", [])[:-1] if record.get("tuner", "random") != "random" else []
+    alike = []
+    for r in promoting:
+        for name, sep in (r.get("separation") or {}).items():
+            if sep.get("alike_p") is not None and sep["alike_p"] >= ALIKE_P:
+                low, high = sep["accuracy_range"]
+                ce = sep.get("ce_range")
+                alike.append(
+                    f"{name}'s at rung {r['rung']} ({r['epochs']} epoch(s)): accuracies {100 * low:.1f}-"
+                    f"{100 * high:.1f} %, chi-square p = {sep['alike_p']:.2f}"
+                    + (f", cross-entropies {ce[0]:.3f}-{ce[1]:.3f}" if ce else "")
+                )
+    if not alike:
+        return ""
+    by_ce = record["halving"].get("promote_by", "val_accuracy") == "val_ce_loss"
+    rested_on = "their cross-entropies alone" if by_ce else "accuracy differences that chance alone makes"
+    return (
+        f"**Promotions among look-alike trials.** These rungs' validation accuracies were no more different than "
+        f"chance makes equal ones (a chi-square test of equal accuracy, p >= {ALIKE_P:g}): {'; '.join(alike)}. "
+        f"Which trials went on rested on {rested_on}, and a setting chosen this way can be worse "
+        f"than a full-length random search's: where it matters, rerun with `protocol.tuner=random` or a longer "
+        f"first rung (`protocol.halving.min_epochs`)."
+    )
+
+
 def _decision_sentence(record: dict[str, Any]) -> str:
     last = record["rounds"][-1]
     rows = [pd.Series(decision) for decision in last["decisions"]]
@@ -152,6 +180,12 @@ def _decision_sentence(record: dict[str, Any]) -> str:
     return f"{how} On the held-out test split: {sentences}"
 
 
+PROMOTED_BY = {
+    "val_ce_loss": "the lower validation cross-entropy",
+    "val_accuracy": "validation accuracy, near-ties by cross-entropy",
+}
+
+
 def _tuning_text(record: dict[str, Any]) -> str:
     trials = f"{record['budget']} draws x {len(record['tuning_seeds'])} tuning seed(s)"
     if record.get("tuner", "random") == "random":
@@ -159,10 +193,12 @@ def _tuning_text(record: dict[str, Any]) -> str:
             f"each optimizer was tuned by random search with the same budget ({trials}, each trained in full)"
         )
     plan = ", ".join(f"{r['epochs']} epoch(s) for {max(r['trials'].values())}" for r in record["rungs"])
+    # records written before promote_by existed promoted by the selection's rule
+    by = PROMOTED_BY[record["halving"].get("promote_by", "val_accuracy")]
     return (
         f"each optimizer was tuned by successive halving over the same random draws ({trials}; eta "
-        f"{record['halving']['eta']}: {plan}), each promoted trial continuing its previous rung's checkpoint, "
-        f"the learning-rate schedule that of the full {record['epochs']} epochs"
+        f"{record['halving']['eta']}: {plan}; promoted by {by}), each promoted trial continuing its previous "
+        f"rung's checkpoint, the learning-rate schedule that of the full {record['epochs']} epochs"
     )
 
 
@@ -292,9 +328,9 @@ def analyse(data: ReportInput) -> Output:
         Paragraph(intro),
         Paragraph(f"**Tuned verdict.** {_decision_sentence(record)}"),
     ]
-    near_tie = _near_ties(record)
-    if near_tie:
-        document.append(Paragraph(near_tie))
+    for warning in (_near_ties(record), _alike_rungs(record)):
+        if warning:
+            document.append(Paragraph(warning))
     document += [
         Heading("Search spaces (log-uniform)", level=3),
         Table(["optimizer", "key", "low", "high"], spaces),
@@ -303,7 +339,15 @@ def analyse(data: ReportInput) -> Output:
         document += [
             Heading("Tuning rungs (successive halving)", level=3),
             Table(
-                ["rung", "epochs", "trials per optimizer", "runs", "training images", "run time (min)"],
+                [
+                    "rung",
+                    "epochs",
+                    "trials per optimizer",
+                    "runs",
+                    "training images",
+                    "run time (min)",
+                    "accuracies alike? (chi-square p)",
+                ],
                 [
                     [
                         str(r["rung"]),
@@ -312,6 +356,12 @@ def analyse(data: ReportInput) -> Output:
                         str(r["runs"]),
                         f"{r['train_images']:,}",
                         _minutes(r["run_wall_time_s"]),
+                        ", ".join(
+                            f"{name} {sep['alike_p']:.2f}"
+                            for name, sep in (r.get("separation") or {}).items()
+                            if sep.get("alike_p") is not None
+                        )
+                        or "—",
                     ]
                     for r in record["rungs"]
                 ],
