@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +38,10 @@ from backends.torch import fused
 SOURCE = Path(__file__).with_name("kernels") / "conv3x3.cpp"
 # x or xp, weight or dy, out, out2, then N, H, W, C, Cout, then threads.
 ARGTYPES = [*[ctypes.c_void_p] * 4, *[ctypes.c_int64] * 5, ctypes.c_int]
-# A process-wide switch, for A/B timings in one process (bench/profile_step.py) and tests.
-_enabled = True
+# A process-wide switch: FLOWERBENCH_CONV_KERNELS=0 turns the kernels off (README's "before" rows), and
+# kernels_enabled() for A/B timings in one process (backends/torch/profile.py) and tests.
+ENV = "FLOWERBENCH_CONV_KERNELS"
+_enabled = os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @functools.cache
