@@ -3,14 +3,15 @@
 Why: on an AVX2 CPU (emulated on Emerald Rapids, README "Throughput"), the two convolutions were ~85 % of a torch
 fp32 training step, and oneDNN's kernels ran far below the sgemm peak in two places:
 
-- conv0 (3 -> 64 channels): oneDNN blocks the *input* channels by the vector width, so with 3 of them most lanes
-  of each FMA idle (forward and weight gradient at a fifth of the peak). The kernel vectorizes along the 64
-  output channels instead, a few output pixels x 32 channels in registers over all 27 products; its weight
-  gradient is a register-blocked sum over each image row, per-thread partial sums added in thread order.
+- conv0's weight gradient (3 -> 64 channels): oneDNN blocks the *input* channels by the vector width, so with 3
+  of them most lanes of each FMA idle. The kernel vectorizes along the 64 output channels instead: a
+  register-blocked sum over each image row, per-thread partial sums added in thread order. (A forward kernel
+  of the same design lost to oneDNN's, 164 against 134 ms with AVX2 and 85 against 70 with AVX-512, one thread:
+  the forward is bound by writing its 265 MB output, not by its FMAs, so it stays oneDNN's.)
 - conv1's weight gradient (64 -> 64): oneDNN's backward-weights ran at ~40 % of the peak; the kernel is a GEMM
   over the pixels (6 output x 16 input channels in registers with AVX2, 12 x 32 with AVX-512).
 
-The forward of conv1 and its input gradient stay oneDNN's (near the peak). The photos need no input gradient;
+The forwards and conv1's input gradient stay oneDNN's (near the peak). The photos need no input gradient;
 where one is asked for (conv0's input requires grad), it is torch's.
 
 What stays the same (``tests/test_conv_kernel.py``): the function and its gradients, to float32 round-off (the
@@ -50,7 +51,7 @@ def library() -> ctypes.CDLL | None:
     lib = fused.build(SOURCE, fused._cache_dir(), what="3x3 convolution kernels")
     if lib is None:
         return None
-    for name in ("conv3x3_small_cin_forward", "conv3x3_small_cin_weight_grad", "conv3x3_weight_grad"):
+    for name in ("conv3x3_small_cin_weight_grad", "conv3x3_weight_grad"):
         getattr(lib, name).argtypes = ARGTYPES
     return lib if lib.conv3x3_small_cin_vector_width() > 0 else None
 
@@ -91,27 +92,20 @@ def _check(code: int) -> None:
 
 
 class _SmallCinConv(torch.autograd.Function):
-    """3x3 'same' conv with 1-4 input channels: the kernel's forward and weight/bias gradients."""
+    """3x3 'same' conv with 1-4 input channels: torch's forward, the kernel's weight/bias gradients."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        n, c, h, w = x.shape
-        o = weight.shape[0]
-        xp = _pad_nhwc(x)
-        wp = weight.detach().permute(2, 3, 1, 0).contiguous()  # [kh][kw][c][o]
-        y = torch.empty((n, o, h, w), dtype=x.dtype, memory_format=torch.channels_last)
-        b = None if bias is None else bias.detach().contiguous()
-        _check(library().conv3x3_small_cin_forward(
-            xp.data_ptr(), wp.data_ptr(), _ptr(b), y.data_ptr(), n, h, w, c, o, torch.get_num_threads()
-        ))  # fmt: skip
-        ctx.save_for_backward(xp if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
-        ctx.input_shape, ctx.has_bias = x.shape, bias is not None
-        return y
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias, padding=1)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        xp, weight = ctx.saved_tensors
-        n, c, h, w = ctx.input_shape
+        x, weight = ctx.saved_tensors
+        ctx.input_shape = x.shape
+        n, c, h, w = x.shape
+        xp = _pad_nhwc(x) if ctx.needs_input_grad[1] or ctx.needs_input_grad[2] else None
         dy = dy.contiguous(memory_format=torch.channels_last)
         o = dy.shape[1]
         gx = gw = gb = None
@@ -166,8 +160,8 @@ class Conv3x3(nn.Conv2d):
         super().__init__(in_channels, out_channels, 3, padding="same")
 
     def path(self, x: torch.Tensor) -> str:
-        """``small_cin`` (conv0's kernels), ``weight_grad`` (torch's forward, the kernel's weight gradient) or
-        ``torch``, for an input like ``x``."""
+        """``small_cin`` or ``weight_grad`` (torch's forward, one kernel's weight gradient) or ``torch``, for an
+        input like ``x``."""
         if not (
             _enabled
             and x.device.type == "cpu"
@@ -181,9 +175,11 @@ class Conv3x3(nn.Conv2d):
         width = vector_width()
         if not width:
             return "torch"
+        if not (torch.is_grad_enabled() and self.weight.requires_grad):
+            return "torch"  # the kernels are weight gradients: nothing to do without one
         if self.in_channels <= 4 and self.out_channels % 32 == 0:
             return "small_cin"
-        if self.in_channels % (2 * width) == 0 and torch.is_grad_enabled() and self.weight.requires_grad:
+        if self.in_channels % (2 * width) == 0:
             return "weight_grad"
         return "torch"
 

@@ -1,20 +1,17 @@
-// A 3x3, stride-1, 'same' convolution with few input channels (1 to 4: the CNN's first conv, RGB -> 64) for
-// channels_last (NHWC) float32 tensors on the CPU: its forward and its weight and bias gradients. Loaded by
-// backends/torch/conv.py through ctypes (plain C entry points, no torch headers); that file says why it exists
-// and how it is checked.
+// Weight and bias gradients of 3x3, stride-1, 'same' convolutions for channels_last (NHWC) float32 tensors on
+// the CPU, where oneDNN's AVX2 kernels are slow: the CNN's first conv (1 to 4 input channels, RGB -> 64) and
+// convs with many input channels (conv1, 64 -> 64). Loaded by backends/torch/conv.py through ctypes (plain C
+// entry points, no torch headers); that file says why they exist and how they are checked.
 //
-// oneDNN's kernels block the input channels by the vector width, so with 3 of them most lanes of every FMA are
-// idle (conv0 ran at a fifth of the sgemm peak with AVX2, at a third with AVX-512). Here the vectors run along
-// the output channels instead: each FMA multiplies one input value, broadcast, by 8 (AVX2) or 16 (AVX-512)
-// output channels' weights, and a block of P output pixels x CB output channels stays in registers over all
-// 9 * C products.
+// Few input channels: oneDNN blocks the input channels by the vector width, so with 3 of them most lanes of
+// every FMA idle. Here the vectors run along the output channels: each FMA multiplies one input value,
+// broadcast, by 8 (AVX2) or 16 (AVX-512) output channels' gradients, C input channels x 4 vectors of output
+// channels in registers over an image row. Input zero-padded by one pixel, xp[N][H+2][W+2][C]; dy[N][H][W][Cout];
+// gw[kh][kw][c][Cout] (Keras' HWIO). Cout must be a multiple of 32.
 //
-// Layouts: the input is zero-padded by one pixel on each side, xp[N][H+2][W+2][C]; weights are packed
-// wp[kh][kw][c][Cout] (Keras' HWIO); y and dy are y[N][H][W][Cout]. Cout must be a multiple of 32.
-//
-// Round-off: every output is the bias plus the 9 * C products added in (kh, kw, c) order, in float32 FMAs; a
-// weight gradient is a sum over pixels, row by row (a row's sum in registers, then added to the thread's
-// partial sum), and the threads' partial sums are added in thread order: deterministic for a thread count.
+// Round-off: a weight gradient is a sum over pixels, row by row (a row's sum in registers, then added to the
+// thread's partial sum), and the threads' partial sums are added in thread order: deterministic for a thread
+// count.
 
 #include <algorithm>
 #include <cstdint>
@@ -80,68 +77,10 @@ void parallel_for(int64_t n, int threads, Body body) {
 #endif
 }
 
-// Output channels per register block and output pixels per block: NV * P accumulators (12 of AVX2's 16 ymm,
-// 16 of AVX-512's 32 zmm), plus NV weight vectors and one broadcast.
-constexpr int CB = 32;
-constexpr int NV = CB / VW;
-constexpr int P = VW == 16 ? 8 : 3;
-
-// y[row][w0 .. w0+PB) for channels [cb, cb+CB): PB pixels (P, or fewer at the row's end).
-template <int C, int PB>
-inline void forward_block(const float* xrow, int64_t wp_stride, const float* wp, const float* bias, float* yrow,
-                          int64_t w0, int64_t cout, int64_t cb) {
-  vec acc[PB][NV];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const vec b = bias ? load(bias + cb + v * VW) : zero();
-#pragma GCC unroll 8
-    for (int p = 0; p < PB; ++p) acc[p][v] = b;
-  }
-  for (int kh = 0; kh < 3; ++kh) {
-    const float* xr = xrow + kh * wp_stride;
-#pragma GCC unroll 3
-    for (int kw = 0; kw < 3; ++kw) {
-#pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) {
-        const float* wk = wp + ((kh * 3 + kw) * C + c) * cout + cb;
-        vec wv[NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) wv[v] = load(wk + v * VW);
-#pragma GCC unroll 8
-        for (int p = 0; p < PB; ++p) {
-          const vec xs = splat(xr[(w0 + p + kw) * C + c]);
-#pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) acc[p][v] = fma(xs, wv[v], acc[p][v]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int p = 0; p < PB; ++p)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) store(yrow + (w0 + p) * cout + cb + v * VW, acc[p][v]);
-}
-
-template <int C>
-void forward(const float* xp, const float* wp, const float* bias, float* y, int64_t n, int64_t h, int64_t w,
-             int64_t cout, int threads) {
-  const int64_t row_stride = (w + 2) * C, image_stride = (h + 2) * row_stride;
-  parallel_for(n * h, threads, [=](int, int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r) {
-      const int64_t i = r / h, hh = r % h;
-      const float* xrow = xp + i * image_stride + hh * row_stride;
-      float* yrow = y + r * w * cout;
-      for (int64_t cb = 0; cb < cout; cb += CB) {
-        int64_t w0 = 0;
-        for (; w0 + P <= w; w0 += P) forward_block<C, P>(xrow, row_stride, wp, bias, yrow, w0, cout, cb);
-        for (; w0 < w; ++w0) forward_block<C, 1>(xrow, row_stride, wp, bias, yrow, w0, cout, cb);
-      }
-    }
-  });
-}
+constexpr int CB = 32;  // Cout must be a multiple of this
 
 // Weight gradient blocks: C input channels x WNV vectors of output channels per tap (12 accumulators with AVX2).
-constexpr int WNV = VW == 16 ? 4 : 4;
+constexpr int WNV = 4;
 constexpr int WCB = WNV * VW;
 
 // Adds one row's sums for tap (kh, kw) and channels [cb, cb + NVB * VW) into gw (the thread's partial sum).
@@ -316,21 +255,6 @@ int conv3x3_small_cin_vector_width() {
 }
 
 // 0 on success; 1 where the shape is not supported (C outside 1..4, Cout not a multiple of 32).
-int conv3x3_small_cin_forward(const float* xp, const float* wp, const float* bias, float* y, int64_t n, int64_t h,
-                              int64_t w, int64_t c, int64_t cout, int threads) {
-#ifdef CONV_UNSUPPORTED
-  return 1;
-#endif
-  if (cout % CB != 0) return 1;
-  switch (c) {
-    case 1: forward<1>(xp, wp, bias, y, n, h, w, cout, threads); return 0;
-    case 2: forward<2>(xp, wp, bias, y, n, h, w, cout, threads); return 0;
-    case 3: forward<3>(xp, wp, bias, y, n, h, w, cout, threads); return 0;
-    case 4: forward<4>(xp, wp, bias, y, n, h, w, cout, threads); return 0;
-    default: return 1;
-  }
-}
-
 // gw: the weight gradient in the packed layout [kh][kw][c][Cout]; gb (may be null): the bias gradient.
 int conv3x3_small_cin_weight_grad(const float* xp, const float* dy, float* gw, float* gb, int64_t n, int64_t h,
                                   int64_t w, int64_t c, int64_t cout, int threads) {
