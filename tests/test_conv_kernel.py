@@ -181,6 +181,13 @@ def test_the_avx2_builds_compute_what_the_native_ones_do(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["width"] == 8 and result["aten"] == "AVX2"
     assert "-march=x86-64-v3" in result["flags"] and "-march=native" not in result["flags"]
+    # A cache shared by both kinds of build keeps them apart: the key holds the flags and the emulated ISA.
+    from backends.torch import fused
+
+    avx2_builds = {p.name for p in (tmp_path / "kernels").glob("*.so")}
+    assert fused.build(conv.SOURCE, tmp_path / "kernels") is not None
+    native_builds = {p.name for p in (tmp_path / "kernels").glob("*.so")} - avx2_builds
+    assert len(avx2_builds) == 2 and len(native_builds) == 1
     for avx2, native in zip(torch.load(saved), pool_outputs(), strict=True):
         assert torch.equal(avx2.isnan(), native.isnan())
         assert torch.equal(avx2.nan_to_num(), native.nan_to_num())
