@@ -71,13 +71,17 @@ def check(n, c, o, h, w, input_grad=False, expected_path=None):
     return out
 
 
-@pytest.mark.parametrize("n, c, o, h, w", [(2, 3, 64, 7, 9), (1, 3, 64, 5, 5), (3, 1, 32, 4, 11), (1, 4, 96, 6, 3)])
+@pytest.mark.parametrize(
+    "n, c, o, h, w", [(2, 3, 64, 7, 9), (1, 3, 64, 5, 5), (3, 1, 32, 4, 11), (1, 4, 96, 6, 3)]
+)
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_small_cin_kernel_is_torchs_convolution(n, c, o, h, w, input_grad):
     check(n, c, o, h, w, input_grad, expected_path="small_cin")
 
 
-@pytest.mark.parametrize("n, c, o, h, w", [(2, 64, 64, 7, 9), (1, 64, 64, 1, 1), (3, 32, 7, 4, 11), (1, 64, 33, 6, 3)])
+@pytest.mark.parametrize(
+    "n, c, o, h, w", [(2, 64, 64, 7, 9), (1, 64, 64, 1, 1), (3, 32, 7, 4, 11), (1, 64, 33, 6, 3)]
+)
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_weight_grad_kernel_is_torchs_convolution(n, c, o, h, w, input_grad):
     if c % (2 * conv.vector_width()):
@@ -92,8 +96,8 @@ def test_the_kernels_are_deterministic_for_a_thread_count():
             x, layer, grad = inputs(2, c, 64, 12, 10, seed=3)
             layer(x).backward(grad)
             results.append((layer.weight.grad.clone(), layer.bias.grad.clone()))
-    for first, second in zip(results[:2], results[2:]):
-        assert all(torch.equal(a, b) for a, b in zip(first, second))
+    for first, second in zip(results[:2], results[2:], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 
 def test_other_cases_are_torchs_own_convolution():
@@ -114,7 +118,9 @@ def test_the_cnn_uses_the_kernels_and_says_so():
     from backends.torch.model import build_cnn
     from bench.architecture import CNNSpec
 
-    spec = CNNSpec(image_size=32, channels=3, num_classes=5, filters=(64, 64), kernel_size=3, dense_units=8, dropout=0.2)
+    spec = CNNSpec(
+        image_size=32, channels=3, num_classes=5, filters=(64, 64), kernel_size=3, dense_units=8, dropout=0.2
+    )
     model = build_cnn(spec)
     assert isinstance(model.conv0, conv.Conv3x3) and isinstance(model.conv0, torch.nn.Conv2d)
     assert "conv3x3 kernels" in conv.description()
@@ -175,7 +181,12 @@ def test_the_avx2_builds_compute_what_the_native_ones_do(tmp_path):
         env.pop(name, None)
     saved = tmp_path / "pool.pt"
     done = subprocess.run(
-        [sys.executable, "-c", AVX2_CHECK, str(saved)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", AVX2_CHECK, str(saved)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -58,6 +58,8 @@ FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 def flags() -> list[str]:
     """:data:`FLAGS` with the target that ``bench.cpu.march_flags`` names for this process."""
     return [flag for f in FLAGS for flag in (cpu.march_flags() if f == "-march=native" else [f])]
+
+
 # OpenMP: the kernel then runs on torch's own thread pool (see parallel_for in the source); where the compiler
 # has no OpenMP (Apple's clang), the kernel is built without it and starts its own threads.
 OPENMP = ["-fopenmp"]

@@ -16,10 +16,12 @@ import argparse
 import statistics
 import time
 
-import bench  # noqa: F401  (FLOWERBENCH_CPU_ISA: the ISA caps, before torch runs a kernel)
+# isort: off
+import bench  # noqa: F401  (first: FLOWERBENCH_CPU_ISA's ISA caps and THP, before torch loads)
 import torch
 import torch.nn.functional as F
 
+# isort: on
 from backends.torch import conv
 from backends.torch.model import build_cnn
 from bench import cpu
@@ -39,7 +41,7 @@ def time_layers(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         inputs.append(x), outputs.append(y)
         x = y
     grad = torch.autograd.grad(F.cross_entropy(x, labels), x)[0]
-    for (name, layer), x, y in reversed(list(zip(model.named_children(), inputs, outputs))):
+    for (name, layer), x, y in reversed(list(zip(model.named_children(), inputs, outputs, strict=True))):
         wrt = [*([x] if x.requires_grad else []), *layer.parameters()]
         start = time.perf_counter()
         grads = torch.autograd.grad(y, wrt, grad) if wrt else ()
