@@ -3,11 +3,19 @@ benchmark publishes (the same command gives other round-off, and other speed, on
 before a run trains in bf16 on the CPU.
 
 Read from ``/proc/cpuinfo`` (Linux); elsewhere the model is ``platform.processor()`` and the flags are unknown.
+
+An AVX2-only CPU can be emulated on a newer x86 one: ``FLOWERBENCH_CPU_ISA=avx2`` (read when ``bench`` is
+imported, before any framework is) sets the switches that cap each library's kernels at AVX2 (torch's ATen
+``ATEN_CPU_CAPABILITY``, oneDNN's ``ONEDNN_MAX_CPU_ISA``, which TensorFlow's oneDNN ops read too, and MKL's
+``MKL_ENABLE_INSTRUCTIONS``), builds the suite's C++ kernels with ``-march=x86-64-v3`` (AVX2 + FMA) instead of
+``-march=native``, and reports the flags such a CPU has (no AVX-512, no AMX), so that bf16 is refused as on
+such a machine and result.json says ``cpu_isa_emulated: avx2``. README "Throughput" measures it.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -28,6 +36,50 @@ ISA_FLAGS = {
 }
 #: Flags that mean bf16 matrix products run natively (else they are emulated, some hundred times slower).
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+#: The environment variable that names an instruction set to emulate, and what each one sets.
+ISA_ENV = "FLOWERBENCH_CPU_ISA"
+EMULATIONS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "DNNL_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
+#: The compiler target of each emulated instruction set (x86-64-v3: AVX2, FMA, BMI1/2, F16C, MOVBE).
+MARCH = {"avx2": "x86-64-v3"}
+#: /proc/cpuinfo flags an AVX2 CPU does not have (AVX-512's, AMX's, AVX-VNNI, AVX10).
+BEYOND_AVX2 = ("avx512", "amx", "avx_vnni", "avx10")
+
+
+def emulated_isa() -> str | None:
+    """The instruction set ``FLOWERBENCH_CPU_ISA`` asks to emulate (``avx2``), or None for the CPU's own.
+
+    Raises:
+        ConfigError: it names one that cannot be emulated.
+    """
+    value = os.environ.get(ISA_ENV, "").strip().lower()
+    if value in ("", "native"):
+        return None
+    if value not in EMULATIONS:
+        raise ConfigError(f"{ISA_ENV}={value!r}: can emulate {', '.join(EMULATIONS)} (or native), not that")
+    return value
+
+
+def apply_emulation() -> None:
+    """Set each library's ISA cap for ``FLOWERBENCH_CPU_ISA`` (a variable already set wins): call before torch,
+    TensorFlow or MKL run a kernel (``bench/__init__.py`` does)."""
+    isa = emulated_isa()
+    for name, value in EMULATIONS.get(isa or "", {}).items():
+        os.environ.setdefault(name, value)
+
+
+def march_flags() -> list[str]:
+    """The compiler's target for the suite's C++ kernels: this CPU's, or the emulated instruction set's."""
+    isa = emulated_isa()
+    return [f"-march={MARCH[isa]}"] if isa else ["-march=native"]
 
 
 @functools.cache
@@ -51,10 +103,15 @@ def model_name() -> str:
 
 
 def flags() -> frozenset[str] | None:
-    """The CPU's feature flags, or None where they cannot be read."""
+    """The CPU's feature flags, or None where they cannot be read; under an emulated ISA, those of such a CPU."""
     info = _cpuinfo()
     raw = info.get("flags") or info.get("Features")  # x86 / aarch64
-    return frozenset(raw.split()) if raw is not None else None
+    if raw is None:
+        return None
+    have = frozenset(raw.split())
+    if emulated_isa() == "avx2":
+        have = frozenset(flag for flag in have if not flag.startswith(BEYOND_AVX2))
+    return have
 
 
 def instruction_sets() -> list[str] | None:
@@ -75,6 +132,7 @@ def description() -> dict[str, object]:
         "cpu": model_name(),
         "cpu_instruction_sets": instruction_sets(),
         "cpu_native_bf16": has_native_bf16(),
+        "cpu_isa_emulated": emulated_isa(),
     }
 
 

@@ -50,8 +50,16 @@ from bench import cpu
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels") / "pool_relu_dropout.cpp"
-# -march=native: the library is built on, and cached for, the machine that runs it (the CPU is in the key).
+# -march=native: the library is built on, and cached for, the machine that runs it (the CPU is in the key); under
+# FLOWERBENCH_CPU_ISA=avx2 (bench/cpu.py) -march=x86-64-v3, an AVX2 + FMA CPU's instructions and no more.
 FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+
+
+def flags() -> list[str]:
+    """:data:`FLAGS` with the target that ``bench.cpu.march_flags`` names for this process."""
+    return [flag for f in FLAGS for flag in (cpu.march_flags() if f == "-march=native" else [f])]
+
+
 # OpenMP: the kernel then runs on torch's own thread pool (see parallel_for in the source); where the compiler
 # has no OpenMP (Apple's clang), the kernel is built without it and starts its own threads.
 OPENMP = ["-fopenmp"]
@@ -64,9 +72,11 @@ BACKWARD_ARGTYPES = [*_POINTERS_AND_SHAPE, ctypes.c_float, ctypes.c_int]
 
 
 def _cpu_signature() -> str:
-    """What -march=native compiles for: the architecture and, on Linux, the CPU's feature flags."""
-    flags = cpu.flags()  # read once per process (bench/cpu.py), as result.json's environment reads them
-    return f"{platform.system()}-{platform.machine()}-{' '.join(sorted(flags or ()))}"
+    """What -march=native compiles for: the architecture and, on Linux, the CPU's feature flags (under an
+    emulated ISA, the flags that CPU would have, and the ISA's name)."""
+    have = cpu.flags()  # read once per process (bench/cpu.py), as result.json's environment reads them
+    emulated = cpu.emulated_isa()
+    return f"{platform.system()}-{platform.machine()}-{' '.join(sorted(have or ()))}-emulated:{emulated}"
 
 
 def _cache_dir() -> Path:
@@ -90,27 +100,37 @@ def _compile(compiler: str, source: Path, target: Path, flag_sets: list[list[str
         os.replace(built, target)
 
 
-def load(source: Path, cache_dir: Path, openmp: bool = True) -> ctypes.CDLL | None:
-    """Build (unless cached) and load the kernel in ``source``; None, with one log line, where that fails.
-    ``openmp=False`` builds the plain-threads variant (tests compare the two)."""
+def build(source: Path, cache_dir: Path, openmp: bool = True, what: str = "kernel") -> ctypes.CDLL | None:
+    """Build (unless cached) and load the C++ library in ``source``; None, with one log line naming ``what``
+    falls back to torch ops, where that fails. ``openmp=False`` builds the plain-threads variant."""
     compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
-        log.warning("no C++ compiler found: max-pool, ReLU and dropout run as separate torch ops (slower)")
+        log.warning("no C++ compiler found: %s run as torch ops (slower)", what)
         return None
-    flag_sets = [[*FLAGS, *OPENMP], FLAGS] if openmp else [FLAGS]
+    base = flags()
+    flag_sets = [[*base, *OPENMP], base] if openmp else [base]
     key = hashlib.sha256(f"{source.read_text()}\n{compiler}\n{flag_sets}\n{_cpu_signature()}".encode())
     suffix = ".dylib" if platform.system() == "Darwin" else ".so"
     target = cache_dir / f"{source.stem}-{key.hexdigest()[:16]}{suffix}"
     try:
         if not target.exists():
             _compile(compiler, source, target, flag_sets)
-        lib = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
         log.warning(
-            "could not build the fused pool/ReLU/dropout kernel (%s); using torch ops (slower)",
+            "could not build the %s (%s); using torch ops (slower)",
+            what,
             detail[0] if detail else type(exc).__name__,
         )
+        return None
+
+
+def load(source: Path, cache_dir: Path, openmp: bool = True) -> ctypes.CDLL | None:
+    """Build (unless cached) and load the kernel in ``source``; None, with one log line, where that fails.
+    ``openmp=False`` builds the plain-threads variant (tests compare the two)."""
+    lib = build(source, cache_dir, openmp, what="fused pool/ReLU/dropout kernel")
+    if lib is None:
         return None
     lib.pool_relu_dropout_forward.argtypes = FORWARD_ARGTYPES
     lib.pool_relu_dropout_backward.argtypes = BACKWARD_ARGTYPES

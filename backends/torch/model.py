@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backends.torch.conv import Conv3x3
 from backends.torch.fused import PoolReluDropout
 from bench.architecture import BlockSpec, CNNSpec, ConvSpec, ModelSpec, ResNetSpec, UserModelSpec, is_kernel
 from bench.backend import build_user_model
@@ -61,7 +62,12 @@ def build_cnn(spec: CNNSpec) -> nn.Sequential:
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     in_channels = spec.channels
     for i, filters in enumerate(spec.filters):
-        layers[f"conv{i}"] = nn.Conv2d(in_channels, filters, spec.kernel_size, padding="same")
+        # 3x3: nn.Conv2d with C++ kernels where oneDNN's are slow (backends/torch/conv.py)
+        layers[f"conv{i}"] = (
+            Conv3x3(in_channels, filters)
+            if spec.kernel_size == 3
+            else nn.Conv2d(in_channels, filters, spec.kernel_size, padding="same")
+        )
         layers[f"pool_relu_dropout{i}"] = PoolReluDropout(spec.dropout)
         in_channels = filters
     layers["flatten"] = FlattenHWC()

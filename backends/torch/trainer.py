@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backends.torch import fused, optim
+from backends.torch import conv, fused, optim
 from backends.torch import model as model_lib
 from bench import backend, cpu
 from bench.architecture import CNNSpec, ModelSpec
@@ -205,6 +205,10 @@ class Trainer(backend.Trainer):
                 ("fused kernel" if fused.uses_fused_kernel(self.device) else "torch ops")
                 if isinstance(self.spec, CNNSpec)
                 else None
+            ),
+            # The CNN's 3x3 convolutions: the C++ kernels (and their ISA) or torch's alone.
+            "conv_kernels": (
+                conv.description() if isinstance(self.spec, CNNSpec) and not on_gpu else "torch"
             ),
             "deterministic": True,
             "cpu": platform.processor() or platform.machine(),
